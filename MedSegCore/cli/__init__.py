@@ -1,0 +1,54 @@
+"""The ``medseg`` command line: the same MedSegCore logic the Slicer modules use.
+
+Each subcommand lives in its own module with ``add_parser(subparsers)`` and ``run(args)``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from ..errors import MedSegError
+
+SUBCOMMANDS = ["info", "threshold", "evaluate", "predict", "train", "demo"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="medseg",
+        description="MedSeg: medical image segmentation with Slicer's segmentation files. "
+                    "Threshold, deep-learning prediction and evaluation from the command line.",
+        epilog="Run 'medseg SUBCOMMAND --help' for the options of each subcommand.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND")
+    sub.required = True
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith(__name__):
+                continue          # subcommand not part of this version
+            raise
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``medseg`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="medseg: %(message)s", stream=sys.stderr, force=True)
+    try:
+        return int(args.func(args) or 0)
+    except MedSegError as exc:
+        print(f"medseg {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"medseg {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

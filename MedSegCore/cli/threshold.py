@@ -1,0 +1,85 @@
+"""``medseg threshold``: threshold a volume into a Slicer segmentation or a labelmap."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from .. import io, mrml, overlay, presets, segment_ops, threshold
+from .common import check_output, parse_color, to_rgb255
+
+log = logging.getLogger("medseg")
+OUTPUTS = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd")
+
+
+def add_parser(sub):
+    p = sub.add_parser(
+        "threshold", help="threshold a volume into a segmentation (.seg.nrrd) or labelmap",
+        description="Threshold INPUT (NIfTI/NRRD/MHA file or DICOM folder) and write OUT: a Slicer "
+                    "segmentation (.seg.nrrd) or a labelmap (.nii.gz/.nii/.nrrd), chosen by extension. "
+                    "The range comes from --lower/--upper, --preset, --method or --levels.",
+        epilog="Presets: " + "; ".join(p.description + f" [{p.name}]" for p in presets.PRESETS.values()))
+    p.add_argument("input", metavar="INPUT")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output .seg.nrrd, .nii.gz, .nii or .nrrd")
+    rng = p.add_argument_group("range (inclusive)")
+    rng.add_argument("--lower", type=float, help="lower threshold (default: volume minimum)")
+    rng.add_argument("--upper", type=float, help="upper threshold (default: volume maximum)")
+    rng.add_argument("--preset", choices=sorted(presets.PRESETS), metavar="NAME", help="named range (see below)")
+    rng.add_argument("--method", metavar="NAME",
+                     help="automatic threshold: otsu, huang, isodata, kittler_illingworth, max_entropy, "
+                          "moments, renyi, shanbhag, triangle, yen, li (range = threshold .. maximum)")
+    rng.add_argument("--levels", type=int, metavar="K", help="multi-Otsu with K classes (2-5): one segment per class")
+    rng.add_argument("--invert", action="store_true", help="select voxels outside the range")
+    m = p.add_argument_group("mask")
+    m.add_argument("--mask", metavar="FILE", help="threshold only inside this mask (.seg.nrrd, NIfTI or NRRD; "
+                                                  "resampled onto the volume by nearest neighbour)")
+    m.add_argument("--mask-segment", metavar="NAME", help="segment of a .seg.nrrd mask to use (default: all)")
+    c = p.add_argument_group("clean-up")
+    c.add_argument("--largest-component", action="store_true", help="keep only the largest island")
+    c.add_argument("--min-size", type=float, default=0.0, metavar="MM3", help="remove islands smaller than MM3")
+    c.add_argument("--fill-holes", action="store_true", help="fill holes")
+    c.add_argument("--per-slice", action="store_true", help="clean up each axial slice (2D) instead of in 3D")
+    o = p.add_argument_group("output")
+    o.add_argument("--name", help="segment name (default: from the preset or method, else 'Threshold')")
+    o.add_argument("--color", metavar="R,G,B", help="segment colour, 0-255 or 0-1")
+    o.add_argument("--overlay", metavar="PNG", help="also write a PNG montage of axial slices with the result")
+    o.add_argument("--allow-empty", action="store_true", help="write an empty segment instead of failing")
+    o.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--series", metavar="UID", help="DICOM series to read when the folder holds several")
+    p.set_defaults(func=run)
+
+
+def params_from_args(args) -> threshold.ThresholdParameters:
+    return threshold.ThresholdParameters(
+        lower=args.lower, upper=args.upper, method=args.method, levels=args.levels, preset=args.preset,
+        invert=args.invert, name=args.name, color=parse_color(args.color), allow_empty=args.allow_empty,
+        cleanup=threshold.CleanupOptions(args.largest_component, args.min_size, args.fill_holes, args.per_slice))
+
+
+def run(args) -> int:
+    params = params_from_args(args)
+    check_output(args.output, OUTPUTS, args.overwrite)
+    if args.overlay:
+        check_output(args.overlay, (".png",), args.overwrite, "overlay")
+    volume = mrml.read_volume_node(args.input, series_uid=args.series)
+    geometry = mrml.geometry_of(volume)
+    roi = segment_ops.mask_from_file(args.mask, geometry, args.mask_segment) if args.mask else None
+    seg, results = segment_ops.apply_threshold(volume, params, roi=roi)
+    for r in results:
+        log.info("%s: %g .. %g%s -> %d voxels, %.3f mL", r.name, r.lower, r.upper,
+                 " (inverted)" if params.invert else "", r.voxels, r.volume_ml)
+    if io.extension(args.output) == ".seg.nrrd":
+        mrml.save_segmentation(seg, args.output)
+    else:
+        labels = np.zeros(geometry.shape, dtype=np.uint8)
+        for value, r in enumerate(results, start=1):
+            labels[r.mask] = value
+        io.write_volume(labels, geometry, args.output)
+    log.info("wrote %s", args.output)
+    if args.overlay:
+        array, _ = mrml.volume_array(volume)
+        layers = [(r.mask, to_rgb255(r.color or mrml.DEFAULT_COLORS[i % len(mrml.DEFAULT_COLORS)]), 0.5)
+                  for i, r in enumerate(results)]
+        overlay.montage(array, layers, args.overlay)
+        log.info("wrote %s", args.overlay)
+    return 0

@@ -1,0 +1,253 @@
+"""Adapters between MedSeg arrays and Slicer MRML nodes (volume and segmentation nodes).
+
+These run inside Slicer and headless (``slicer-core``; see :mod:`MedSegCore.headless`).  They use
+Slicer's own classes only: volume nodes, ``vtkMRMLSegmentationNode``, the Segmentations module
+logic and ``vtkMRMLSegmentationStorageNode`` for ``.seg.nrrd`` files.  Writing into an existing
+segmentation node only ever touches the segments named in the call.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InputError, ParameterError
+from .geometry import Geometry
+from . import io
+
+DEFAULT_COLORS = [(0.9, 0.2, 0.2), (0.2, 0.7, 0.2), (0.2, 0.4, 0.9), (0.9, 0.8, 0.2), (0.8, 0.3, 0.8),
+                  (0.2, 0.8, 0.8), (0.9, 0.5, 0.1), (0.5, 0.5, 0.9)]
+
+
+def _slicer():
+    import slicer
+
+    from .headless import ensure_scene
+    ensure_scene()
+    return slicer
+
+
+def _vtk_matrix(matrix: np.ndarray):
+    import vtk
+
+    m = vtk.vtkMatrix4x4()
+    for r in range(4):
+        for c in range(4):
+            m.SetElement(r, c, float(matrix[r, c]))
+    return m
+
+
+def geometry_of(volume_node) -> Geometry:
+    """Geometry of a volume node (its IJK to RAS matrix and image dimensions)."""
+    import vtk
+
+    image = volume_node.GetImageData() if volume_node is not None else None
+    if image is None:
+        raise InputError(f"volume '{volume_node.GetName() if volume_node else None}' has no image data")
+    m = vtk.vtkMatrix4x4()
+    volume_node.GetIJKToRASMatrix(m)
+    return Geometry.from_ijk_to_ras(np.array([[m.GetElement(r, c) for c in range(4)] for r in range(4)]),
+                                    image.GetDimensions())
+
+
+def volume_array(volume_node, check: bool = True):
+    """(KJI array, Geometry) of a scalar volume node.  The array is Slicer's own voxel buffer
+    (no copy): treat it as read-only."""
+    slicer = _slicer()
+    geometry = geometry_of(volume_node)
+    image = volume_node.GetImageData()
+    if image.GetNumberOfScalarComponents() != 1:
+        raise InputError(f"volume '{volume_node.GetName()}' has {image.GetNumberOfScalarComponents()} "
+                         "components per voxel; a scalar volume is needed")
+    array = slicer.util.arrayFromVolume(volume_node)
+    if check:
+        io.validate_image(array, f"volume '{volume_node.GetName()}'")
+    return array, geometry
+
+
+def add_volume_node(array: np.ndarray, geometry: Geometry, name: str = "Volume", labelmap: bool = False):
+    """New scalar (or labelmap) volume node holding a copy of ``array`` on ``geometry``."""
+    slicer = _slicer()
+    cls = "vtkMRMLLabelMapVolumeNode" if labelmap else "vtkMRMLScalarVolumeNode"
+    return slicer.util.addVolumeFromArray(np.ascontiguousarray(array), geometry.ijk_to_ras(),
+                                          name=name, nodeClassName=cls)
+
+
+def read_volume_node(path: str, name: str | None = None, series_uid: str | None = None):
+    """Read a volume file or DICOM folder into a new scalar volume node (validated, exact geometry)."""
+    import os
+
+    array, geometry = io.read_volume(path, series_uid)
+    if name is None:
+        base = os.path.basename(os.path.normpath(str(path)))
+        name = base[:-len(io.extension(base))] if io.extension(base) else base
+    return add_volume_node(array, geometry, name)
+
+
+def oriented_image(mask: np.ndarray, geometry: Geometry):
+    """``vtkOrientedImageData`` (unsigned char) holding a copy of a KJI mask on ``geometry``."""
+    import vtk
+    from vtk.util import numpy_support
+
+    slicer = _slicer()
+    if mask.shape != geometry.shape:
+        raise ParameterError(f"mask shape {mask.shape} does not match volume shape {geometry.shape}")
+    image = slicer.vtkOrientedImageData()
+    image.SetDimensions(*geometry.size)
+    image.SetImageToWorldMatrix(_vtk_matrix(geometry.ijk_to_ras()))
+    data = numpy_support.numpy_to_vtk(np.ascontiguousarray(mask, dtype=np.uint8).ravel(), deep=True,
+                                      array_type=vtk.VTK_UNSIGNED_CHAR)
+    image.GetPointData().SetScalars(data)
+    return image
+
+
+def set_reference_geometry(segmentation_node, reference) -> None:
+    """Make ``reference`` (a volume node or a Geometry) the segmentation's reference image geometry."""
+    slicer = _slicer()
+    if isinstance(reference, Geometry):
+        image = oriented_image(np.zeros((1, 1, 1), np.uint8), Geometry((1, 1, 1), (1, 1, 1), (0, 0, 0), np.eye(3)))
+        image.SetDimensions(*reference.size)
+        image.SetImageToWorldMatrix(_vtk_matrix(reference.ijk_to_ras()))
+        value = slicer.vtkSegmentationConverter.SerializeImageGeometry(image)
+        segmentation_node.GetSegmentation().SetConversionParameter(
+            slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName(), value)
+    else:
+        segmentation_node.SetReferenceImageGeometryParameterFromVolumeNode(reference)
+
+
+def new_segmentation_node(name: str, reference):
+    """New ``vtkMRMLSegmentationNode`` whose reference geometry is ``reference`` (volume node or Geometry)."""
+    slicer = _slicer()
+    node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", slicer.mrmlScene.GenerateUniqueName(name))
+    node.CreateDefaultDisplayNodes()
+    set_reference_geometry(node, reference)
+    if not isinstance(reference, Geometry):
+        node.SetNodeReferenceID(node.GetReferenceImageGeometryReferenceRole(), reference.GetID())
+    return node
+
+
+def segment_id_by_name(segmentation_node, name: str):
+    """ID of the segment called ``name``, or None."""
+    segmentation = segmentation_node.GetSegmentation()
+    for i in range(segmentation.GetNumberOfSegments()):
+        if segmentation.GetNthSegment(i).GetName() == name:
+            return segmentation.GetNthSegmentID(i)
+    return None
+
+
+def segment_names(segmentation_node) -> list:
+    seg = segmentation_node.GetSegmentation()
+    return [seg.GetNthSegment(i).GetName() for i in range(seg.GetNumberOfSegments())]
+
+
+def write_segment(segmentation_node, mask: np.ndarray, geometry: Geometry, name: str, color=None,
+                  replace: bool = False, terminology: str | None = None) -> str:
+    """Write a boolean KJI mask on ``geometry`` as the segment ``name``; returns its ID.
+
+    A segment of that name that already exists is an error unless ``replace`` is set, in which
+    case only its voxels change (its ID, colour and other segments stay)."""
+    slicer = _slicer()
+    segmentation = segmentation_node.GetSegmentation()
+    segment_id = segment_id_by_name(segmentation_node, name)
+    if segment_id is not None and not replace:
+        raise ParameterError(f"segment '{name}' already exists in '{segmentation_node.GetName()}'; "
+                             "choose another name or allow replacing it")
+    if segment_id is None:
+        n = segmentation.GetNumberOfSegments()
+        color = color if color is not None else DEFAULT_COLORS[n % len(DEFAULT_COLORS)]
+        segment_id = segmentation.AddEmptySegment(slicer.mrmlScene.GenerateUniqueName(name.replace(" ", "_")),
+                                                  name, [float(c) for c in color])
+    elif color is not None:
+        segmentation.GetSegment(segment_id).SetColor(*[float(c) for c in color])
+    if terminology:
+        segmentation.GetSegment(segment_id).SetTag(segmentation.GetSegment(segment_id).GetTerminologyEntryTagName(),
+                                                   terminology)
+    labelmap = oriented_image(mask, geometry)
+    ok = slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
+        labelmap, segmentation_node, segment_id, slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE,
+        labelmap.GetExtent(), False, [])
+    if not ok:
+        raise ParameterError(f"could not write segment '{name}' into '{segmentation_node.GetName()}'")
+    return segment_id
+
+
+def write_label_segments(segmentation_node, labelmap: np.ndarray, geometry: Geometry, labels,
+                         replace: bool = False) -> list:
+    """Write each label of an integer KJI ``labelmap`` as its own segment.  ``labels`` is a list of
+    (value, name, color) and may include terminology as a 4th item.  Existing segments of those
+    names are errors unless ``replace``; checked for all labels before anything is written."""
+    if not replace:
+        clash = [lab[1] for lab in labels if segment_id_by_name(segmentation_node, lab[1]) is not None]
+        if clash:
+            raise ParameterError(f"segment(s) {', '.join(clash)} already exist in '{segmentation_node.GetName()}'")
+    ids = []
+    for lab in labels:
+        value, name, color = lab[:3]
+        term = lab[3] if len(lab) > 3 else None
+        ids.append(write_segment(segmentation_node, labelmap == value, geometry, name, color, replace, term))
+    return ids
+
+
+def segment_array(segmentation_node, segment_id: str, reference) -> np.ndarray:
+    """Boolean KJI mask of a segment on the grid of ``reference`` (volume node or Geometry)."""
+    slicer = _slicer()
+    if segmentation_node.GetSegmentation().GetSegment(segment_id) is None:
+        raise ParameterError(f"no segment with ID '{segment_id}' in '{segmentation_node.GetName()}'; "
+                             f"segments: {', '.join(segment_names(segmentation_node))}")
+    if isinstance(reference, Geometry):
+        ref_node = add_volume_node(np.zeros(reference.shape, np.uint8), reference, "__medseg_reference__")
+        try:
+            return slicer.util.arrayFromSegmentBinaryLabelmap(segmentation_node, segment_id, ref_node) > 0
+        finally:
+            slicer.mrmlScene.RemoveNode(ref_node)
+    return slicer.util.arrayFromSegmentBinaryLabelmap(segmentation_node, segment_id, reference) > 0
+
+
+def segment_arrays(segmentation_node, reference) -> dict:
+    """{segment name: boolean KJI mask} for every segment, on the grid of ``reference``."""
+    seg = segmentation_node.GetSegmentation()
+    return {seg.GetNthSegment(i).GetName(): segment_array(segmentation_node, seg.GetNthSegmentID(i), reference)
+            for i in range(seg.GetNumberOfSegments())}
+
+
+def reference_geometry(segmentation_node) -> Geometry:
+    """The segmentation's reference image geometry (the grid it was made on)."""
+    slicer = _slicer()
+    value = segmentation_node.GetSegmentation().GetConversionParameter(
+        slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName())
+    image = slicer.vtkOrientedImageData()
+    if not value or not slicer.vtkSegmentationConverter.DeserializeImageGeometry(value, image):
+        raise InputError(f"segmentation '{segmentation_node.GetName()}' has no reference geometry")
+    import vtk
+    m = vtk.vtkMatrix4x4()
+    image.GetImageToWorldMatrix(m)
+    return Geometry.from_ijk_to_ras(np.array([[m.GetElement(r, c) for c in range(4)] for r in range(4)]),
+                                    image.GetDimensions())
+
+
+def save_segmentation(segmentation_node, path: str) -> None:
+    """Write ``.seg.nrrd`` with Slicer's segmentation storage node, atomically."""
+    slicer = _slicer()
+    if io.extension(path) != ".seg.nrrd":
+        raise InputError(f"{path}: segmentation files must end in .seg.nrrd")
+    with io.atomic_path(path) as tmp:
+        storage = slicer.vtkMRMLSegmentationStorageNode()
+        storage.SetFileName(tmp)
+        storage.SetUseCompression(True)
+        if not storage.WriteData(segmentation_node):
+            raise InputError(f"{path}: writing the segmentation failed")
+
+
+def load_segmentation(path: str, name: str | None = None):
+    """Read a ``.seg.nrrd`` (or labelmap file) into a new segmentation node with Slicer's storage node."""
+    import os
+
+    slicer = _slicer()
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: no such file")
+    node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", name or os.path.basename(path).split(".")[0])
+    storage = slicer.vtkMRMLSegmentationStorageNode()
+    storage.SetFileName(str(path))
+    if not storage.ReadData(node) or node.GetSegmentation().GetNumberOfSegments() == 0:
+        slicer.mrmlScene.RemoveNode(node)
+        raise InputError(f"{path}: not a readable segmentation file (or it has no segments)")
+    node.CreateDefaultDisplayNodes()
+    return node

@@ -1,0 +1,87 @@
+"""Node-level operations shared by the MedSegThreshold module, its effect and the CLI.
+
+Each function computes everything first and only then touches the scene, so an error leaves the
+scene as it was.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import io, mrml, resample, threshold
+from .errors import InputError, ParameterError
+
+
+def mask_from_segment(segmentation_node, segment_name: str, volume_node) -> np.ndarray:
+    """Boolean mask, on the volume's grid, of an existing segment (resampled by Slicer if needed)."""
+    segment_id = mrml.segment_id_by_name(segmentation_node, segment_name)
+    if segment_id is None:
+        raise ParameterError(f"no segment '{segment_name}' in '{segmentation_node.GetName()}'; "
+                             f"segments: {', '.join(mrml.segment_names(segmentation_node)) or 'none'}")
+    return mrml.segment_array(segmentation_node, segment_id, volume_node)
+
+
+def mask_from_file(path: str, geometry, segment_name: str | None = None) -> np.ndarray:
+    """Boolean mask on ``geometry`` from a mask file: a ``.seg.nrrd`` (one named segment, or all
+    segments together) or a NIfTI/NRRD label volume (non-zero voxels), resampled by nearest
+    neighbour.  A mask that does not overlap the volume is an error."""
+    import slicer
+
+    if io.extension(path) == ".seg.nrrd":
+        node = mrml.load_segmentation(path)
+        try:
+            ref = mrml.reference_geometry(node)
+            if not resample.overlaps(ref, geometry):
+                raise InputError(f"{path}: mask does not overlap the volume")
+            names = [segment_name] if segment_name else mrml.segment_names(node)
+            masks = [mask_from_segment(node, n, geometry) for n in names]
+        finally:
+            slicer.mrmlScene.RemoveNode(node)
+        mask = np.logical_or.reduce(masks)
+    else:
+        array, mask_geometry = io.read_volume(path)
+        if not resample.overlaps(mask_geometry, geometry):
+            raise InputError(f"{path}: mask does not overlap the volume")
+        mask = resample.resample(array != 0, mask_geometry, geometry, "nearest").astype(bool)
+    if not mask.any():
+        raise InputError(f"{path}: mask is empty on the volume's grid (no overlap with the volume)")
+    return mask
+
+
+def apply_threshold(volume_node, params: threshold.ThresholdParameters, segmentation_node=None,
+                    roi: np.ndarray | None = None, replace: bool = False):
+    """Threshold ``volume_node`` and write the result segment(s).
+
+    A new segmentation node is created unless ``segmentation_node`` is given; in an existing node
+    only the written segments change, and a segment of the same name is replaced only if
+    ``replace``.  Returns (segmentation node, [SegmentResult])."""
+    import slicer
+
+    array, geometry = mrml.volume_array(volume_node)
+    results = threshold.segment(array, geometry.spacing, params, roi)
+    if segmentation_node is not None and not replace:
+        clash = [r.name for r in results if mrml.segment_id_by_name(segmentation_node, r.name)]
+        if clash:
+            raise ParameterError(f"segment(s) {', '.join(clash)} already exist in "
+                                 f"'{segmentation_node.GetName()}'; choose another name or allow replacing")
+    created = segmentation_node is None
+    if created:
+        segmentation_node = mrml.new_segmentation_node(f"{volume_node.GetName()} segmentation", volume_node)
+    try:
+        with slicer.util.NodeModify(segmentation_node):
+            for r in results:
+                mrml.write_segment(segmentation_node, r.mask, geometry, r.name, r.color, replace)
+    except Exception:
+        if created:
+            slicer.mrmlScene.RemoveNode(segmentation_node)
+        raise
+    return segmentation_node, results
+
+
+def copy_mask_as_segment(volume_node, mask: np.ndarray, name: str, segmentation_node=None, color=None,
+                         replace: bool = False):
+    """Write a mask (already on the volume's grid) in as a segment; returns the segmentation node."""
+    geometry = mrml.geometry_of(volume_node)
+    if segmentation_node is None:
+        segmentation_node = mrml.new_segmentation_node(f"{volume_node.GetName()} segmentation", volume_node)
+    mrml.write_segment(segmentation_node, mask, geometry, name, color, replace)
+    return segmentation_node

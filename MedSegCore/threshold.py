@@ -1,0 +1,148 @@
+"""Threshold segmentation engine: ranges, presets, auto methods, multi-Otsu, masks and clean-up.
+
+Pure numpy; :mod:`MedSegCore.segment_ops` writes its results into Slicer segmentation nodes.
+A range is inclusive at both ends (``lower <= value <= upper``), as in Slicer's Threshold effect.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import cleanup, presets
+from .errors import EmptyResultError, ParameterError
+
+
+@dataclass
+class CleanupOptions:
+    """Clean-up applied to each result mask before it is written."""
+
+    largest_component: bool = False
+    min_size_mm3: float = 0.0
+    fill_holes: bool = False
+    per_slice: bool = False      # 2D (each axial slice) instead of 3D
+
+    def any(self) -> bool:
+        return bool(self.largest_component or self.min_size_mm3 or self.fill_holes)
+
+
+@dataclass
+class ThresholdParameters:
+    """Everything that defines a threshold segmentation.  Exactly one source of the range is used,
+    in this order: ``levels`` (multi-Otsu), ``method`` (auto threshold), ``preset``, ``lower``/``upper``."""
+
+    lower: float | None = None
+    upper: float | None = None
+    method: str | None = None
+    levels: int | None = None          # multi-Otsu classes, 2..5: one segment per class
+    preset: str | None = None
+    invert: bool = False
+    cleanup: CleanupOptions = field(default_factory=CleanupOptions)
+    name: str | None = None
+    color: tuple | None = None
+    allow_empty: bool = False
+
+
+@dataclass
+class SegmentResult:
+    name: str
+    mask: np.ndarray
+    color: tuple | None
+    lower: float
+    upper: float
+    voxels: int
+    volume_ml: float
+
+
+def threshold_mask(array: np.ndarray, lower: float, upper: float, invert: bool = False,
+                   roi: np.ndarray | None = None) -> np.ndarray:
+    """Boolean mask of ``lower <= array <= upper`` (or outside it if ``invert``), within ``roi``."""
+    if lower > upper:
+        raise ParameterError(f"lower threshold {lower:g} is above upper threshold {upper:g}")
+    mask = np.greater_equal(array, lower)
+    mask &= np.less_equal(array, upper)
+    if invert:
+        np.logical_not(mask, out=mask)
+    if roi is not None:
+        mask &= roi
+    return mask
+
+
+def _value_range(array, roi):
+    values = array[roi] if roi is not None else array
+    if values.size == 0:
+        raise EmptyResultError("the region of interest (mask) is empty")
+    return float(values.min()), float(values.max())
+
+
+def auto_range(array: np.ndarray, method: str, roi: np.ndarray | None = None) -> tuple:
+    """(lower, upper) from an automatic method: from the threshold to the maximum (the brighter
+    class is the foreground, as in Slicer's Threshold effect's default "auto → maximum" mode)."""
+    from . import autothreshold
+
+    t = autothreshold.compute_threshold(array, method, mask=roi)
+    _, vmax = _value_range(array, roi)
+    return float(t), vmax
+
+
+def resolve_ranges(array: np.ndarray, params: ThresholdParameters, roi=None) -> list:
+    """List of (name, lower, upper, color) the parameters ask for (several for multi-Otsu)."""
+    base = params.name
+    if params.levels is not None:
+        from . import autothreshold
+
+        if not 2 <= params.levels <= 5:
+            raise ParameterError(f"multi-Otsu needs 2 to 5 classes, got {params.levels}")
+        cuts = autothreshold.multi_otsu(array, params.levels, mask=roi)
+        vmin, vmax = _value_range(array, roi)
+        edges = [vmin] + [float(c) for c in cuts] + [vmax]
+        out = []
+        for i in range(params.levels):
+            # Class i holds (edge_i, edge_i+1]; class 0 includes the minimum.
+            lo = edges[i] if i == 0 else float(np.nextafter(edges[i], np.inf))
+            if np.issubdtype(array.dtype, np.integer) and i > 0:
+                lo = float(np.floor(edges[i]) + 1)
+            out.append((f"{base or 'Class'} {i + 1}", lo, edges[i + 1], None))
+        return out
+    if params.method:
+        lo, hi = auto_range(array, params.method, roi)
+        return [(base or params.method.replace("_", " ").title(), lo, hi, params.color)]
+    if params.preset:
+        preset = presets.get_preset(params.preset)
+        lo, hi = presets.preset_range(params.preset, array, roi)
+        return [(base or preset.label, lo, hi, params.color or preset.color)]
+    if params.lower is None and params.upper is None:
+        raise ParameterError("give a range (lower/upper), a preset, an auto method or multi-Otsu levels")
+    vmin, vmax = _value_range(array, roi)
+    lo = vmin if params.lower is None else float(params.lower)
+    hi = vmax if params.upper is None else float(params.upper)
+    if lo > hi:
+        raise ParameterError(f"lower threshold {lo:g} is above upper threshold {hi:g}")
+    return [(base or "Threshold", lo, hi, params.color)]
+
+
+def segment(array: np.ndarray, spacing, params: ThresholdParameters, roi: np.ndarray | None = None) -> list:
+    """Run the threshold described by ``params`` on a KJI ``array`` (``spacing`` I, J, K mm),
+    inside ``roi`` if given.  Returns one :class:`SegmentResult` per output segment.
+
+    An empty result raises :class:`EmptyResultError` unless ``params.allow_empty``."""
+    if array.ndim != 3:
+        raise ParameterError(f"threshold needs a 3D scalar volume, got shape {array.shape}")
+    if np.issubdtype(array.dtype, np.floating) and np.isnan(array).any():
+        raise ParameterError("volume has NaN voxels; thresholds are undefined there")
+    if roi is not None and not roi.any():
+        raise EmptyResultError("the mask (region of interest) is empty")
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    results = []
+    for name, lo, hi, color in resolve_ranges(array, params, roi):
+        mask = threshold_mask(array, lo, hi, params.invert, roi)
+        if params.cleanup.any():
+            c = params.cleanup
+            mask = cleanup.clean(mask, spacing, c.largest_component, c.min_size_mm3, c.fill_holes, c.per_slice)
+        count = int(np.count_nonzero(mask))
+        if count == 0 and not params.allow_empty:
+            side = "outside" if params.invert else "within"
+            raise EmptyResultError(f"no voxel {side} {lo:g} .. {hi:g}"
+                                   f"{' after clean-up' if params.cleanup.any() else ''}; nothing was written")
+        results.append(SegmentResult(name, mask, color, lo, hi, count, count * voxel_ml))
+    return results
