@@ -60,6 +60,20 @@ def choose_dicom_series(folder: str, series_uid: str | None = None):
     return series[uid]
 
 
+def _check_gzip_complete(path: str) -> None:
+    """ITK reads a truncated .gz NIfTI silently (missing voxels become 0): check the stream ends
+    properly and its CRC matches before trusting it."""
+    import gzip
+    import zlib
+
+    try:
+        with gzip.open(path, "rb") as f:
+            while f.read(1 << 22):
+                pass
+    except (EOFError, OSError, zlib.error) as exc:
+        raise InputError(f"{path}: compressed file is truncated or corrupt ({exc})") from None
+
+
 def _read_sitk(path: str, series_uid: str | None = None):
     import SimpleITK as sitk
 
@@ -73,6 +87,8 @@ def _read_sitk(path: str, series_uid: str | None = None):
             return reader.Execute()
         if os.path.getsize(path) == 0:
             raise InputError(f"{path}: file is empty")
+        if path.lower().endswith(".gz"):
+            _check_gzip_complete(path)
         return sitk.ReadImage(path)
     except RuntimeError as exc:
         detail = str(exc).strip().splitlines()

@@ -36,16 +36,20 @@ def _vtk_matrix(matrix: np.ndarray):
 
 
 def geometry_of(volume_node) -> Geometry:
-    """Geometry of a volume node (its IJK to RAS matrix and image dimensions)."""
-    import vtk
-
+    """Geometry of a volume node: its spacing, origin and IJK to RAS directions, read as stored."""
     image = volume_node.GetImageData() if volume_node is not None else None
     if image is None:
         raise InputError(f"volume '{volume_node.GetName() if volume_node else None}' has no image data")
-    m = vtk.vtkMatrix4x4()
-    volume_node.GetIJKToRASMatrix(m)
-    return Geometry.from_ijk_to_ras(np.array([[m.GetElement(r, c) for c in range(4)] for r in range(4)]),
-                                    image.GetDimensions())
+    directions = [[0.0] * 3 for _ in range(3)]
+    volume_node.GetIJKToRASDirections(directions)
+    return Geometry(image.GetDimensions(), volume_node.GetSpacing(), volume_node.GetOrigin(), directions)
+
+
+def set_geometry(volume_node, geometry: Geometry) -> None:
+    """Give a volume node exactly this spacing, origin and direction (no matrix round trip)."""
+    volume_node.SetSpacing(*geometry.spacing)
+    volume_node.SetOrigin(*geometry.origin)
+    volume_node.SetIJKToRASDirections([list(row) for row in geometry.direction])
 
 
 def volume_array(volume_node, check: bool = True):
@@ -67,8 +71,9 @@ def add_volume_node(array: np.ndarray, geometry: Geometry, name: str = "Volume",
     """New scalar (or labelmap) volume node holding a copy of ``array`` on ``geometry``."""
     slicer = _slicer()
     cls = "vtkMRMLLabelMapVolumeNode" if labelmap else "vtkMRMLScalarVolumeNode"
-    return slicer.util.addVolumeFromArray(np.ascontiguousarray(array), geometry.ijk_to_ras(),
-                                          name=name, nodeClassName=cls)
+    node = slicer.util.addVolumeFromArray(np.ascontiguousarray(array), name=name, nodeClassName=cls)
+    set_geometry(node, geometry)
+    return node
 
 
 def read_volume_node(path: str, name: str | None = None, series_uid: str | None = None):

@@ -117,7 +117,9 @@ def resolve_ranges(array: np.ndarray, params: ThresholdParameters, roi=None) -> 
     lo = vmin if params.lower is None else float(params.lower)
     hi = vmax if params.upper is None else float(params.upper)
     if lo > hi:
-        raise ParameterError(f"lower threshold {lo:g} is above upper threshold {hi:g}")
+        which = " (the volume's maximum)" if params.upper is None else (
+            " (the volume's minimum)" if params.lower is None else "")
+        raise ParameterError(f"lower threshold {lo:g} is above upper threshold {hi:g}{which}")
     return [(base or "Threshold", lo, hi, params.color)]
 
 

@@ -14,6 +14,8 @@ only what the Qt application would otherwise provide to a module file:
 * ``qt`` and ``ctk`` import stand-ins: any attribute is a class that can be subclassed or
   called, enough for module files to be imported; nothing behaves like a real widget.
 * ``slicer.util.delayDisplay``: logs the message (Slicer also logs it, then shows a popup).
+* ``slicer.app``: records signal connections module constructors make (``startupCompleted()``
+  never fires headless, so effects are not registered) and reports testing mode.
 
 Nothing replaces MRML nodes, segmentation logic or ``slicer.util``.
 """
@@ -68,6 +70,7 @@ class ScriptedLoadableModule:
         parent.helpText = parent.acknowledgementText = ""
         if not hasattr(slicer, "selfTests"):
             slicer.selfTests = {}
+        slicer.app = HeadlessApplication()
         slicer.selfTests[self.moduleName] = self.runTest
 
     def resourcePath(self, filename):
@@ -130,6 +133,23 @@ class ScriptedLoadableModuleTest(unittest.TestCase):
         logging.warning("No test is defined in " + self.__class__.__name__)
 
 
+class HeadlessApplication:
+    """The part of ``slicer.app`` that module constructors and self-tests touch."""
+
+    def __init__(self):
+        self.connections = []
+
+    def connect(self, signal, slot):
+        self.connections.append((signal, slot))
+        return True
+
+    def testingEnabled(self):
+        return True
+
+    def processEvents(self):
+        pass
+
+
 # --- installation ------------------------------------------------------------------------------
 
 def _module(name, **attrs):
@@ -162,6 +182,7 @@ def install():
             sys.modules[mod.__name__] = mod
             setattr(slicer, mod.__name__.split(".")[1], mod)
         slicer.selfTests = {}
+        slicer.app = HeadlessApplication()
         slicer.util.delayDisplay = lambda message, autoCloseMsec=1000, parent=None, **kw: logging.info(message)
     for name in ("qt", "ctk"):
         if name not in sys.modules:

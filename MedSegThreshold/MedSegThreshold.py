@@ -1,0 +1,261 @@
+"""MedSegThreshold: threshold segmentation (range, presets, auto methods, multi-Otsu, masks, clean-up).
+
+The module panel is a thin Qt layer over MedSegCore; the same calls back the ``medseg threshold``
+command line.  The "MedSeg Threshold" Segment Editor effect is registered at startup.
+"""
+import logging
+import os
+import sys
+from typing import Annotated
+
+import vtk
+
+import slicer
+from slicer.i18n import tr as _
+from slicer.i18n import translate
+from slicer.ScriptedLoadableModule import *  # noqa: F403
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+from slicer.util import VTKObservationMixin
+from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
+
+# MedSegCore is installed beside the module folders (and is the repository root in a clone).
+_EXTENSION_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _EXTENSION_DIR not in sys.path:
+    sys.path.append(_EXTENSION_DIR)
+
+from MedSegCore import presets, segment_ops, threshold  # noqa: E402
+from MedSegCore.errors import MedSegError  # noqa: E402
+
+EFFECT_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                             "SegmentEditorMedSegThresholdLib", "SegmentEditorEffect.py")
+METHODS = ["otsu", "huang", "isodata", "kittler_illingworth", "max_entropy", "moments", "renyi",
+           "shanbhag", "triangle", "yen", "li"]
+
+
+class MedSegThreshold(ScriptedLoadableModule):  # noqa: F405
+    """Module description and Segment Editor effect registration."""
+
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)  # noqa: F405
+        self.parent.title = _("MedSeg Threshold")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Segmentation")]
+        self.parent.dependencies = ["Segmentations"]
+        self.parent.contributors = ["MedSeg developers"]
+        self.parent.helpText = _("""Threshold a volume into segments: a range, a CT or MRI preset, an automatic
+method (Otsu, Huang, IsoData, Kittler-Illingworth, Maximum entropy, Moments, Renyi, Shanbhag, Triangle,
+Yen, Li) or multi-Otsu classes; optionally only inside a mask, with clean-up. The same engine backs the
+"MedSeg Threshold" Segment Editor effect and the <code>medseg threshold</code> command.""")
+        self.parent.acknowledgementText = _("MedSeg is open source (Apache-2.0).")
+        slicer.app.connect("startupCompleted()", registerEffect)
+
+
+def registerEffect():
+    """Register the "MedSeg Threshold" Segment Editor effect (as Slicer's scripted effect template does)."""
+    import qSlicerSegmentationsEditorEffectsPythonQt as effects
+
+    instance = effects.qSlicerSegmentEditorScriptedEffect(None)
+    instance.setPythonSource(EFFECT_SOURCE.replace("\\", "/"))
+    instance.self().register()
+
+
+@parameterNodeWrapper
+class MedSegThresholdParameterNode:
+    """Typed parameters of the module panel."""
+
+    inputVolume: vtkMRMLScalarVolumeNode
+    rangeSource: Annotated[str, Choice(["range", "preset", "method", "levels"])] = "range"
+    lower: float = 0.0
+    upper: float = 100.0
+    preset: Annotated[str, Choice(list(presets.PRESETS))] = "ct-bone"
+    method: Annotated[str, Choice(METHODS)] = "otsu"
+    levels: Annotated[int, WithinRange(2, 5)] = 3
+    invert: bool = False
+    maskSegmentation: vtkMRMLSegmentationNode
+    maskSegmentName: str = ""
+    largestComponent: bool = False
+    minSizeMm3: Annotated[float, WithinRange(0, 1e9)] = 0.0
+    fillHoles: bool = False
+    perSlice: bool = False
+    outputSegmentation: vtkMRMLSegmentationNode
+    segmentName: str = ""
+    replaceExisting: bool = False
+
+
+class MedSegThresholdWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):  # noqa: F405
+    """Panel: binds the .ui to the parameter node and calls the Logic on Apply."""
+
+    def __init__(self, parent=None):
+        ScriptedLoadableModuleWidget.__init__(self, parent)  # noqa: F405
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+
+    def setup(self):
+        ScriptedLoadableModuleWidget.setup(self)  # noqa: F405
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/MedSegThreshold.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = MedSegThresholdLogic()
+        self.ui.presetComboBox.toolTip = "\n".join(f"{n}: {p.description}" for n, p in presets.PRESETS.items())
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.initializeParameterNode()
+
+    def cleanup(self):
+        self.removeObservers()
+        if self._parameterNode and self._parameterNodeGuiTag:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+
+    def enter(self):
+        self.initializeParameterNode()
+
+    def exit(self):
+        if self._parameterNode and self._parameterNodeGuiTag:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+
+    def onSceneStartClose(self, caller, event):
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event):
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self):
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.inputVolume:
+            self._parameterNode.inputVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+
+    def setParameterNode(self, inputParameterNode):
+        if self._parameterNode and self._parameterNodeGuiTag:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+
+    def onApplyButton(self):
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("Threshold failed."), waitCursor=True):
+            output, results = self.logic.apply(
+                p.inputVolume, self.logic.parametersFromNode(p), p.outputSegmentation,
+                maskSegmentation=p.maskSegmentation, maskSegmentName=p.maskSegmentName or None,
+                replace=p.replaceExisting)
+            p.outputSegmentation = output
+            self.ui.resultLabel.text = "\n".join(
+                f"{r.name}: {r.lower:g} .. {r.upper:g} → {r.voxels} voxels, {r.volume_ml:.2f} mL" for r in results)
+
+
+class MedSegThresholdLogic(ScriptedLoadableModuleLogic):  # noqa: F405
+    """The module's computation: the same MedSegCore calls the ``medseg threshold`` CLI makes."""
+
+    def getParameterNode(self):
+        return MedSegThresholdParameterNode(super().getParameterNode())
+
+    @staticmethod
+    def parametersFromNode(p) -> threshold.ThresholdParameters:
+        """ThresholdParameters from the panel's parameter node."""
+        src = p.rangeSource
+        return threshold.ThresholdParameters(
+            lower=p.lower if src == "range" else None, upper=p.upper if src == "range" else None,
+            preset=p.preset if src == "preset" else None, method=p.method if src == "method" else None,
+            levels=p.levels if src == "levels" else None, invert=p.invert, name=p.segmentName or None,
+            cleanup=threshold.CleanupOptions(p.largestComponent, p.minSizeMm3, p.fillHoles, p.perSlice))
+
+    def apply(self, volumeNode, params: threshold.ThresholdParameters, segmentationNode=None,
+              maskSegmentation=None, maskSegmentName=None, maskFile=None, replace=False):
+        """Threshold ``volumeNode`` into ``segmentationNode`` (a new node if None).
+
+        The region of interest is a segment of ``maskSegmentation`` (all its segments if no name)
+        or a mask file; only the written segments change.  Returns (segmentation node, results)."""
+        if volumeNode is None:
+            raise MedSegError("select an input volume")
+        roi = None
+        if maskSegmentation is not None:
+            names = [maskSegmentName] if maskSegmentName else None
+            from MedSegCore import mrml
+            names = names or mrml.segment_names(maskSegmentation)
+            if not names:
+                raise MedSegError(f"mask segmentation '{maskSegmentation.GetName()}' has no segments")
+            import numpy as np
+            roi = np.logical_or.reduce([segment_ops.mask_from_segment(maskSegmentation, n, volumeNode) for n in names])
+        elif maskFile:
+            from MedSegCore import mrml
+            roi = segment_ops.mask_from_file(maskFile, mrml.geometry_of(volumeNode))
+        segmentationNode, results = segment_ops.apply_threshold(volumeNode, params, segmentationNode, roi, replace)
+        logging.info("MedSegThreshold: %s", "; ".join(f"{r.name} {r.voxels} voxels" for r in results))
+        return segmentationNode, results
+
+
+class MedSegThresholdTest(ScriptedLoadableModuleTest):  # noqa: F405
+    """Self-test (run by Slicer's SelfTests module and headless by the test suite)."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_voxel_counts_match_numpy()
+        self.setUp()
+        self.test_existing_segments_untouched()
+        self.setUp()
+        self.test_bad_input_leaves_scene_unchanged()
+
+    def _volume(self):
+        import numpy as np
+        from MedSegCore import mrml
+        from MedSegCore.geometry import Geometry
+
+        rng = np.random.default_rng(7)
+        array = rng.integers(-1000, 1500, size=(24, 40, 48)).astype(np.int16)
+        geometry = Geometry((48, 40, 24), (0.8, 0.8, 2.5), (-20, 10, 5), [[0, -1, 0], [1, 0, 0], [0, 0, 1]])
+        return array, geometry, mrml.add_volume_node(array, geometry, "synthetic")
+
+    def test_voxel_counts_match_numpy(self):
+        import numpy as np
+        from MedSegCore import mrml
+
+        self.delayDisplay("Threshold voxel counts against numpy")
+        array, geometry, volume = self._volume()
+        logic = MedSegThresholdLogic()
+        seg, results = logic.apply(volume, threshold.ThresholdParameters(lower=200, upper=700, name="Bone"))
+        expected = np.count_nonzero((array >= 200) & (array <= 700))
+        self.assertEqual(results[0].voxels, expected)
+        written = mrml.segment_array(seg, mrml.segment_id_by_name(seg, "Bone"), volume)
+        self.assertEqual(int(np.count_nonzero(written)), expected)
+        self.assertTrue(np.array_equal(written, (array >= 200) & (array <= 700)))
+        self.assertAlmostEqual(results[0].volume_ml, expected * 0.8 * 0.8 * 2.5 / 1000, places=6)
+        _, inverted = logic.apply(volume, threshold.ThresholdParameters(lower=200, upper=700, invert=True, name="Not"),
+                                  seg)
+        self.assertEqual(inverted[0].voxels, array.size - expected)
+
+    def test_existing_segments_untouched(self):
+        import numpy as np
+        from MedSegCore import mrml
+
+        self.delayDisplay("Writing into an existing segmentation touches only its own segment")
+        array, geometry, volume = self._volume()
+        logic = MedSegThresholdLogic()
+        seg, _ = logic.apply(volume, threshold.ThresholdParameters(lower=-1000, upper=0, name="Low"))
+        before = mrml.segment_array(seg, mrml.segment_id_by_name(seg, "Low"), volume).copy()
+        logic.apply(volume, threshold.ThresholdParameters(lower=-500, upper=500, name="Mid"), seg)
+        after = mrml.segment_array(seg, mrml.segment_id_by_name(seg, "Low"), volume)
+        self.assertTrue(np.array_equal(before, after))
+        self.assertEqual(mrml.segment_names(seg), ["Low", "Mid"])
+        with self.assertRaises(MedSegError):
+            logic.apply(volume, threshold.ThresholdParameters(lower=0, upper=10, name="Low"), seg)
+        self.assertTrue(np.array_equal(before, mrml.segment_array(seg, mrml.segment_id_by_name(seg, "Low"), volume)))
+
+    def test_bad_input_leaves_scene_unchanged(self):
+        self.delayDisplay("Bad input: clear errors, scene unchanged")
+        _, _, volume = self._volume()
+        logic = MedSegThresholdLogic()
+        count = slicer.mrmlScene.GetNumberOfNodes()
+        for params in (threshold.ThresholdParameters(lower=10, upper=5),
+                       threshold.ThresholdParameters(lower=5000, upper=6000),
+                       threshold.ThresholdParameters(preset="no-such-preset")):
+            with self.assertRaises(MedSegError):
+                logic.apply(volume, params)
+            self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), count)
