@@ -88,7 +88,7 @@ def read_volume_node(path: str, name: str | None = None, series_uid: str | None 
 
 
 def oriented_image(mask: np.ndarray, geometry: Geometry):
-    """``vtkOrientedImageData`` (unsigned char) holding a copy of a KJI mask on ``geometry``."""
+    """``vtkOrientedImageData`` (unsigned char, owned by VTK) holding a copy of a KJI mask."""
     import vtk
     from vtk.util import numpy_support
 
@@ -98,9 +98,14 @@ def oriented_image(mask: np.ndarray, geometry: Geometry):
     image = slicer.vtkOrientedImageData()
     image.SetDimensions(*geometry.size)
     image.SetImageToWorldMatrix(_vtk_matrix(geometry.ijk_to_ras()))
-    data = numpy_support.numpy_to_vtk(np.ascontiguousarray(mask, dtype=np.uint8).ravel(), deep=True,
-                                      array_type=vtk.VTK_UNSIGNED_CHAR)
-    image.GetPointData().SetScalars(data)
+    scalars = vtk.vtkUnsignedCharArray()
+    scalars.SetNumberOfTuples(int(np.prod(geometry.shape)))
+    buffer = numpy_support.vtk_to_numpy(scalars).reshape(geometry.shape)
+    if mask.dtype == bool:
+        np.copyto(buffer, mask.view(np.uint8))        # one copy, straight into VTK's memory
+    else:
+        np.copyto(buffer, mask, casting="unsafe")
+    image.GetPointData().SetScalars(scalars)
     return image
 
 
@@ -165,13 +170,26 @@ def write_segment(segmentation_node, mask: np.ndarray, geometry: Geometry, name:
     if terminology:
         segmentation.GetSegment(segment_id).SetTag(segmentation.GetSegment(segment_id).GetTerminologyEntryTagName(),
                                                    terminology)
-    labelmap = oriented_image(mask, geometry)
-    ok = slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
-        labelmap, segmentation_node, segment_id, slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE,
-        labelmap.GetExtent(), False, [])
-    if not ok:
-        raise ParameterError(f"could not write segment '{name}' into '{segmentation_node.GetName()}'")
+    _set_segment_labelmap(segmentation_node, segment_id, oriented_image(mask, geometry))
     return segment_id
+
+
+def _set_segment_labelmap(segmentation_node, segment_id: str, labelmap) -> None:
+    """Give one segment a new binary labelmap (its own layer) keeping its ID, position, name,
+    colour and tags.  Done as Slicer's segmentation does it, by removing and re-adding the
+    segment, so the shared layers of other segments are never written to."""
+    slicer = _slicer()
+    segmentation = segmentation_node.GetSegmentation()
+    old = segmentation.GetSegment(segment_id)
+    index = segmentation.GetSegmentIndex(segment_id)
+    following = segmentation.GetNthSegmentID(index + 1) if index + 1 < segmentation.GetNumberOfSegments() else ""
+    segment = slicer.vtkSegment()
+    segment.DeepCopyMetadata(old)
+    segment.SetLabelValue(1)
+    segment.AddRepresentation(slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName(), labelmap)
+    segmentation.RemoveSegment(segment_id)
+    if not segmentation.AddSegment(segment, segment_id, following):
+        raise ParameterError(f"could not write segment '{old.GetName()}' into '{segmentation_node.GetName()}'")
 
 
 def write_label_segments(segmentation_node, labelmap: np.ndarray, geometry: Geometry, labels,

@@ -113,7 +113,8 @@ def resolve_ranges(array: np.ndarray, params: ThresholdParameters, roi=None) -> 
         return [(base or preset.label, lo, hi, params.color or preset.color)]
     if params.lower is None and params.upper is None:
         raise ParameterError("give a range (lower/upper), a preset, an auto method or multi-Otsu levels")
-    vmin, vmax = _value_range(array, roi)
+    if params.lower is None or params.upper is None:
+        vmin, vmax = _value_range(array, roi)
     lo = vmin if params.lower is None else float(params.lower)
     hi = vmax if params.upper is None else float(params.upper)
     if lo > hi:
