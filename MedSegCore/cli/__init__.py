@@ -38,8 +38,12 @@ def main(argv=None) -> int:
     """Entry point of the ``medseg`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="medseg: %(message)s", stream=sys.stderr, force=True)
+    logger = logging.getLogger("medseg")
+    logger.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("medseg: %(message)s"))
+        logger.addHandler(handler)
     try:
         return int(args.func(args) or 0)
     except MedSegError as exc:

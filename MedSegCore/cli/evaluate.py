@@ -1,0 +1,131 @@
+"""``medseg evaluate``: per-segment metrics of a prediction against ground truth."""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import time
+
+from .. import evaluation, io, metrics, report
+from ..resample import resample
+from ..errors import ParameterError
+from .common import check_output
+
+log = logging.getLogger("medseg")
+COLUMNS = [("dice", "Dice"), ("iou", "IoU"), ("precision", "Prec"), ("recall", "Recall"),
+           ("specificity", "Spec"), ("f1", "F1"), ("accuracy", "Acc"), ("volume_pred_ml", "Vpred mL"),
+           ("volume_ref_ml", "Vref mL"), ("volume_diff_ml", "dV mL"), ("hausdorff_mm", "HD mm"),
+           ("hd95_mm", "HD95 mm"), ("assd_mm", "ASSD mm")]
+
+
+def add_parser(sub):
+    p = sub.add_parser(
+        "evaluate", help="compare a segmentation with ground truth (Dice, IoU, HD95, ...)",
+        description="Compare PRED with the ground truth GT: Dice, IoU, precision, recall, specificity, F1, "
+                    "accuracy, volumes, Hausdorff, HD95 and ASSD (mm) per segment. Each may be a .seg.nrrd "
+                    "(segments matched by name), a NIfTI/NRRD label map (matched by label value) or a binary "
+                    "mask; PRED is resampled onto GT's grid if they differ. With two folders, files with the "
+                    "same case name are paired and a summary (mean ± sd) is printed.")
+    p.add_argument("pred", metavar="PRED")
+    p.add_argument("gt", metavar="GT")
+    p.add_argument("--map", action="append", default=[], metavar="PRED=REF",
+                   help="pair a prediction segment (name or value) with a reference one; repeatable")
+    p.add_argument("--json", metavar="FILE", help="write all rows (and the summary) as JSON")
+    p.add_argument("--csv", metavar="FILE", help="write all rows as CSV")
+    p.add_argument("--image", metavar="VOLUME", help="greyscale image for --overlay/--report (default: none)")
+    p.add_argument("--overlay", metavar="PNG", help="montage: agreement, false positives, false negatives")
+    p.add_argument("--report", metavar="DIR", help="write a self-contained HTML report (index.html) into DIR")
+    p.add_argument("--no-distances", action="store_true", help="skip Hausdorff/HD95/ASSD")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.set_defaults(func=run)
+
+
+def parse_mapping(items) -> dict | None:
+    mapping = {}
+    for item in items:
+        if "=" not in item:
+            raise ParameterError(f"--map '{item}': expected PRED=REF")
+        a, b = item.split("=", 1)
+        mapping[int(a) if a.strip().isdigit() else a.strip()] = int(b) if b.strip().isdigit() else b.strip()
+    return mapping or None
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def print_table(rows) -> None:
+    header = f"{'case':<16} {'segment':<22}" + "".join(f" {title:>9}" for _, title in COLUMNS)
+    print(header)
+    for r in rows:
+        d = r.to_dict()
+        name = r.segment if r.pred_segment in (None, r.segment) else f"{r.pred_segment}->{r.segment}"
+        print(f"{str(r.case)[:16]:<16} {str(name)[:22]:<22}" + "".join(f" {_fmt(d[k]):>9}" for k, _ in COLUMNS))
+        if r.note:
+            print(f"{'':<16} note: {r.note}")
+
+
+def print_summary(summary) -> None:
+    print("\nsummary (mean ± sd over cases)")
+    for item in summary:
+        if item["metric"] in ("dice", "iou", "hd95_mm", "assd_mm"):
+            print(f"  {item['segment']:<22} {item['metric']:<10} {_fmt(item['mean'])} ± {_fmt(item['sd'])}"
+                  f"  (n={item['n']}{', missing ' + str(item['missing']) if item['missing'] else ''})")
+
+
+def write_tables(rows, summary, args) -> None:
+    if args.json:
+        with io.atomic_path(args.json) as tmp, open(tmp, "w") as f:
+            json.dump({"rows": [r.to_dict() for r in rows], "summary": summary}, f, indent=2)
+    if args.csv:
+        dicts = [r.to_dict() for r in rows]
+        with io.atomic_path(args.csv) as tmp, open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(dicts[0]))
+            writer.writeheader()
+            writer.writerows(dicts)
+
+
+def run(args) -> int:
+    mapping = parse_mapping(args.map)
+    for path, exts, what in ((args.json, (".json",), "--json"), (args.csv, (".csv",), "--csv"),
+                             (args.overlay, (".png",), "--overlay")):
+        if path:
+            check_output(path, exts, args.overwrite, what)
+    if args.report and os.path.exists(os.path.join(args.report, "index.html")) and not args.overwrite:
+        raise ParameterError(f"--report {args.report} already holds a report; pass --overwrite to replace it")
+    folders = os.path.isdir(args.pred) and os.path.isdir(args.gt)
+    cases = evaluation.pair_folders(args.pred, args.gt) if folders else [("", args.pred, args.gt)]
+    rows, timings, last = [], {}, None
+    for case, pred_path, ref_path in cases:
+        start = time.perf_counter()
+        case_rows, pred, ref = evaluation.evaluate_files(pred_path, ref_path, mapping, not args.no_distances, case)
+        timings[f"metrics {case}".strip()] = time.perf_counter() - start
+        rows += case_rows
+        last = (case_rows, pred, ref)
+    print_table(rows)
+    summary = metrics.summarize(rows) if folders else []
+    if folders:
+        print_summary(summary)
+    write_tables(rows, summary, args)
+    if args.overlay or args.report:
+        case_rows, pred, ref = last
+        image = None
+        if args.image:
+            img, g = io.read_volume(args.image)
+            image = img if g.same_grid(ref.geometry) else resample(img, g, ref.geometry, "linear")
+        pred_masks = evaluation.masks_of(pred, case_rows, "pred")
+        ref_masks = evaluation.masks_of(ref, case_rows, "ref")
+        if args.overlay:
+            import numpy as np
+            union_p = np.logical_or.reduce(list(pred_masks.values()))
+            union_r = np.logical_or.reduce(list(ref_masks.values()))
+            report.disagreement_overlay(image if image is not None else np.zeros(union_r.shape, np.float32),
+                                        union_p, union_r, args.overlay)
+            log.info("wrote %s", args.overlay)
+        if args.report:
+            os.makedirs(args.report, exist_ok=True)
+            path = report.write_report(args.report, rows, image, pred_masks, ref_masks,
+                                       timings, title="MedSeg evaluation")
+            log.info("wrote %s", path)
+    return 0
