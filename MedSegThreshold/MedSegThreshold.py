@@ -18,16 +18,16 @@ from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrappe
 from slicer.util import VTKObservationMixin
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
-# MedSegCore is installed beside the module folders (and is the repository root in a clone).
-_EXTENSION_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if _EXTENSION_DIR not in sys.path:
-    sys.path.append(_EXTENSION_DIR)
+# MedSegCore is installed beside this file (extension package) or one level up (a source clone
+# added through "Additional module paths").
+for _dir in (os.path.dirname(os.path.abspath(__file__)), os.path.dirname(os.path.dirname(os.path.abspath(__file__)))):
+    if os.path.isdir(os.path.join(_dir, "MedSegCore")) and _dir not in sys.path:
+        sys.path.append(_dir)
 
 from MedSegCore import presets, segment_ops, threshold  # noqa: E402
 from MedSegCore.errors import MedSegError  # noqa: E402
+from SegmentEditorMedSegThresholdLib import EFFECT_SOURCE, registerEffect  # noqa: E402,F401
 
-EFFECT_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                             "SegmentEditorMedSegThresholdLib", "SegmentEditorEffect.py")
 METHODS = ["otsu", "huang", "isodata", "kittler_illingworth", "max_entropy", "moments", "renyi",
            "shanbhag", "triangle", "yen", "li"]
 
@@ -47,15 +47,6 @@ Yen, Li) or multi-Otsu classes; optionally only inside a mask, with clean-up. Th
 "MedSeg Threshold" Segment Editor effect and the <code>medseg threshold</code> command.""")
         self.parent.acknowledgementText = _("MedSeg is open source (Apache-2.0).")
         slicer.app.connect("startupCompleted()", registerEffect)
-
-
-def registerEffect():
-    """Register the "MedSeg Threshold" Segment Editor effect (as Slicer's scripted effect template does)."""
-    import qSlicerSegmentationsEditorEffectsPythonQt as effects
-
-    instance = effects.qSlicerSegmentEditorScriptedEffect(None)
-    instance.setPythonSource(EFFECT_SOURCE.replace("\\", "/"))
-    instance.self().register()
 
 
 @parameterNodeWrapper

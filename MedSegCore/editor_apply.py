@@ -1,0 +1,390 @@
+"""Write threshold results into segments the way Slicer's Segment Editor does (Qt-free).
+
+Every write goes through Slicer's own ``vtkSlicerSegmentEditorLogic::ModifySegmentByLabelmap``, so
+the editable area (mask mode), the editable intensity range, the overwrite mode and undo behave
+exactly as for Slicer's Threshold effect.  Two routes reach that logic:
+
+* :class:`LogicTarget` - a ``vtkSlicerSegmentEditorLogic`` (Slicer >= 5.10, and the ``slicer-core``
+  wheel): the headless route, used by the tests and scripts.  ``SaveStateForUndo()`` / ``Undo()``.
+* :class:`EffectTarget` - the live "MedSeg Threshold" effect.  In Slicer 5.10 a scripted effect
+  cannot reach the editor widget's ``vtkSlicerSegmentEditorLogic`` (``setSegmentEditorLogic`` is not
+  Q_INVOKABLE and there is no getter), so the effect calls ``scriptedEffect.saveStateForUndo()``
+  and ``scriptedEffect.modifySelectedSegmentByLabelmap`` / ``modifySegmentByLabelmap``, which the
+  C++ base class forwards to that same logic method (qSlicerSegmentEditorAbstractEffect.cxx).
+
+Both routes get the same labelmaps from :func:`apply_threshold`: built on the aligned source volume
+grid (as Slicer's Threshold effect builds its modifier labelmap), computed and checked before
+anything in the scene changes.  One call is one undo step, multi-Otsu (k new segments) included.
+
+``scope='slice'`` changes one slice (index ``slice_index`` along IJK axis ``slice_axis``, K by
+default) and keeps Set semantics there: inside the editable area of that slice the segment becomes
+the threshold result; elsewhere it is untouched.  It is written as "clear the editable part of the
+slice" then ``ModificationModeAdd`` with the slice extent, because ``ModificationModeSet`` always
+clears the whole segment first.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from . import threshold
+from .errors import EmptyResultError, InputError, ParameterError
+
+SET, ADD = "Set", "Add"   # ModificationMode<name>: same enum (Set=0, Add, Remove, RemoveAll) in
+#                           vtkSlicerSegmentEditorLogic.h and qSlicerSegmentEditorAbstractEffect.h
+_MODE_INDEX = {"Set": 0, "Add": 1, "Remove": 2, "RemoveAll": 3}
+
+
+@dataclass
+class AppliedSegment:
+    """One segment written by :func:`apply_threshold`."""
+
+    segment_id: str
+    name: str
+    lower: float
+    upper: float
+    voxels: int          # voxels set in the segment by this call (threshold result inside the editable area)
+    volume_ml: float
+    created: bool
+
+
+# --- image helpers ------------------------------------------------------------------------------
+
+def image_array(image) -> np.ndarray:
+    """KJI numpy view of a ``vtkImageData``'s scalars (first component)."""
+    from vtk.util import numpy_support
+
+    e = image.GetExtent()
+    shape = (e[5] - e[4] + 1, e[3] - e[2] + 1, e[1] - e[0] + 1)
+    scalars = image.GetPointData().GetScalars() if min(shape) > 0 else None
+    if scalars is None:
+        raise InputError("the source volume has no voxels on the segmentation's grid")
+    a = numpy_support.vtk_to_numpy(scalars)
+    if a.ndim == 2:
+        a = a[:, 0]
+    return a.reshape(shape)
+
+
+def new_labelmap(template, mask: np.ndarray, extent=None):
+    """Unsigned char ``vtkOrientedImageData`` on ``template``'s geometry holding ``mask``, with
+    ``template``'s extent or ``extent`` (a sub-extent, e.g. one slice)."""
+    import vtk
+    import slicer
+
+    lm = slicer.vtkOrientedImageData()
+    lm.SetExtent(list(extent) if extent is not None else template.GetExtent())
+    lm.SetSpacing(template.GetSpacing())
+    lm.SetOrigin(template.GetOrigin())
+    lm.CopyDirections(template)
+    lm.AllocateScalars(vtk.VTK_UNSIGNED_CHAR, 1)
+    image_array(lm)[...] = mask
+    return lm
+
+
+def _on_extent(values: np.ndarray, extent, target_extent, fill):
+    """``values`` (on ``extent``) cut/padded to ``target_extent``; voxels outside get ``fill``."""
+    if tuple(extent) == tuple(target_extent):
+        return values
+    out = np.full(tuple(target_extent[2 * a + 1] - target_extent[2 * a] + 1 for a in (2, 1, 0)), fill,
+                  dtype=values.dtype)
+    src, dst = [], []
+    for a in (2, 1, 0):
+        lo, hi = max(extent[2 * a], target_extent[2 * a]), min(extent[2 * a + 1], target_extent[2 * a + 1])
+        if lo > hi:
+            return out
+        src.append(slice(lo - extent[2 * a], hi - extent[2 * a] + 1))
+        dst.append(slice(lo - target_extent[2 * a], hi - target_extent[2 * a] + 1))
+    out[tuple(dst)] = values[tuple(src)]
+    return out
+
+
+def slice_region(shape, axis: int, index: int):
+    """numpy index of one slice (``axis`` 0=I, 1=J, 2=K, index from 0) of a KJI array."""
+    kji = 2 - int(axis)
+    if not 0 <= int(axis) <= 2:
+        raise ParameterError(f"slice axis must be 0 (I), 1 (J) or 2 (K), got {axis}")
+    if not 0 <= int(index) < shape[kji]:
+        raise ParameterError(f"slice index {index} is outside the volume (0 .. {shape[kji] - 1})")
+    region = [slice(None)] * 3
+    region[kji] = slice(int(index), int(index) + 1)
+    return tuple(region)
+
+
+def _np4(m) -> np.ndarray:
+    if hasattr(m, "GetElement"):
+        return np.array([[m.GetElement(r, c) for c in range(4)] for r in range(4)])
+    return np.asarray(m, dtype=float)
+
+
+def slice_from_plane(image, slice_to_ras, image_to_world=None, tol: float = 1e-3) -> tuple:
+    """(axis, index) of the voxel slice of ``image`` (vtkOrientedImageData) that a slice view shows.
+
+    ``slice_to_ras`` is the view's SliceToRAS 4x4 (numpy or vtkMatrix4x4); ``image_to_world``
+    defaults to the image's own matrix (pass the segmentation's transformed one if it has a parent
+    transform).  The view must be parallel to an IJK plane, otherwise :class:`ParameterError`."""
+    import vtk
+
+    m = _np4(slice_to_ras)
+    if image_to_world is None:
+        image_to_world = vtk.vtkMatrix4x4()
+        image.GetImageToWorldMatrix(image_to_world)
+    ras_to_ijk = np.linalg.inv(_np4(image_to_world))
+    normal = ras_to_ijk[:3, :3] @ m[:3, 2]
+    normal /= np.linalg.norm(normal)
+    axis = int(np.argmax(np.abs(normal)))
+    if abs(abs(normal[axis]) - 1) > tol:
+        raise ParameterError("the slice view is oblique to the volume's voxel grid; "
+                             "use 'whole volume' or align the view with the volume (reformat)")
+    index = int(np.floor((ras_to_ijk @ np.append(m[:3, 3], 1.0))[axis] + 0.5))
+    extent = image.GetExtent()
+    if not extent[2 * axis] <= index <= extent[2 * axis + 1]:
+        raise ParameterError("the slice view shows no slice of the volume")
+    return axis, index - extent[2 * axis]
+
+
+# --- targets: what the Segment Editor offers ----------------------------------------------------
+
+class LogicTarget:
+    """Headless route: a configured ``vtkSlicerSegmentEditorLogic``."""
+
+    def __init__(self, logic):
+        self.logic = logic
+
+    @property
+    def editor_node(self):
+        return self.logic.GetSegmentEditorNode()
+
+    @property
+    def segmentation_node(self):
+        return self.logic.GetSegmentationNode()
+
+    def source(self):
+        if not self.logic.UpdateAlignedSourceVolume():
+            raise InputError("the segment editor has no source volume (or no segmentation geometry)")
+        return self.logic.GetAlignedSourceVolume()
+
+    def edit_mask(self):
+        if not self.logic.UpdateMaskLabelmap():
+            raise InputError("the editable area could not be computed")
+        return self.logic.GetMaskLabelmap()
+
+    def save_state(self):
+        self.logic.SaveStateForUndo()
+
+    def modify(self, segment_id, labelmap, mode, extent=None):
+        import slicer
+
+        node = self.segmentation_node
+        mode = getattr(slicer.vtkSlicerSegmentEditorLogic, "ModificationMode" + mode)
+        self.logic.ModifySegmentByLabelmap(node, segment_id, labelmap, mode,
+                                           list(extent) if extent else [0, -1, 0, -1, 0, -1], True, False)
+
+
+class EffectTarget:
+    """Live route: a scripted effect (``qSlicerSegmentEditorScriptedEffect``) inside Slicer."""
+
+    def __init__(self, scripted_effect):
+        self.effect = scripted_effect
+
+    @property
+    def editor_node(self):
+        return self.effect.parameterSetNode()
+
+    @property
+    def segmentation_node(self):
+        return self.editor_node.GetSegmentationNode()
+
+    def source(self):
+        image = self.effect.sourceVolumeImageData()
+        if image is None:
+            raise InputError("select a source volume in the Segment Editor first")
+        return image
+
+    def edit_mask(self):
+        mask = self.effect.maskLabelmap()
+        if mask is None:
+            raise InputError("the editable area could not be computed")
+        return mask
+
+    def save_state(self):
+        self.effect.saveStateForUndo()
+
+    def modify(self, segment_id, labelmap, mode, extent=None):
+        import slicer
+
+        effect_class = getattr(slicer, "qSlicerSegmentEditorAbstractEffect", None)
+        mode = getattr(effect_class, "ModificationMode" + mode, _MODE_INDEX[mode])
+        if extent and segment_id == self.editor_node.GetSelectedSegmentID():
+            self.effect.modifySelectedSegmentByLabelmap(labelmap, mode, [int(v) for v in extent])
+        else:   # the extent is an optimisation only: the labelmap is empty outside it
+            self.effect.modifySegmentByLabelmap(self.segmentation_node, segment_id, labelmap, mode)
+
+
+def editor_logic(segmentation_node, source_volume_node, editor_node=None):
+    """A ``vtkSlicerSegmentEditorLogic`` on ``slicer.mrmlScene`` editing ``segmentation_node`` with
+    ``source_volume_node`` (a new ``vtkMRMLSegmentEditorNode`` unless ``editor_node`` is given)."""
+    import slicer
+
+    from .headless import ensure_scene
+
+    scene = ensure_scene()
+    if editor_node is None:
+        editor_node = scene.AddNewNodeByClass("vtkMRMLSegmentEditorNode")
+    logic = slicer.vtkSlicerSegmentEditorLogic()
+    logic.SetMRMLScene(scene)
+    app_logic = getattr(slicer, "applicationLogic", None) or getattr(getattr(slicer, "app", None), "applicationLogic", None)
+    if callable(app_logic):
+        app_logic = app_logic()
+    if app_logic is not None:
+        logic.SetMRMLApplicationLogic(app_logic)
+    logic.SetSegmentEditorNode(editor_node)
+    logic.SetSegmentationNode(segmentation_node)
+    logic.SetSourceVolumeNode(source_volume_node)
+    if not logic.CanTriviallyConvertSourceRepresentationToBinaryLabelMap():
+        raise InputError(f"segmentation '{segmentation_node.GetName()}' is not stored as a binary labelmap; "
+                         "convert it in the Segment Editor first")
+    logic.TrivialSetSourceRepresentationToBinaryLabelmap()
+    if not logic.UpdateReferenceGeometryImage():
+        raise InputError("the segmentation has no reference geometry and no source volume")
+    return logic
+
+
+# --- the operation ------------------------------------------------------------------------------
+
+def editable_mask(target, source, region=(slice(None),) * 3) -> np.ndarray | None:
+    """Boolean KJI editable area on ``source``'s grid, cut to ``region`` (None: everywhere), from
+    Slicer's mask labelmap (mask mode) and the editable intensity range (inclusive, as
+    ``vtkImageThreshold``)."""
+    import slicer
+
+    node = target.editor_node
+    editable = None
+    if node.GetMaskMode() != slicer.vtkMRMLSegmentationNode.EditAllowedEverywhere:
+        mask = target.edit_mask()      # non-zero where editing is not allowed
+        editable = _on_extent(image_array(mask) == 0, mask.GetExtent(), source.GetExtent(), True)[region]
+    if node.GetSourceVolumeIntensityMask():
+        lo, hi = node.GetSourceVolumeIntensityMaskRange()
+        values = image_array(source)[region]
+        inside = (values >= lo) & (values <= hi)
+        editable = inside if editable is None else editable & inside
+    return editable
+
+
+@dataclass
+class _Planned:
+    name: str
+    lower: float
+    upper: float
+    color: tuple | None
+    mask: np.ndarray          # threshold result on the written region (whole grid or one slice)
+    voxels: int
+
+
+def plan(target, params: threshold.ThresholdParameters, scope: str = "volume", slice_index=None,
+         slice_axis: int = 2):
+    """Compute every labelmap :func:`apply_threshold` would write; touches nothing.
+
+    Returns (source image, region index, editable mask on the region or None, [_Planned])."""
+    if scope not in ("volume", "slice"):
+        raise ParameterError(f"scope must be 'volume' or 'slice', got {scope!r}")
+    source = target.source()
+    array = image_array(source)
+    if np.issubdtype(array.dtype, np.floating) and np.isnan(array).any():
+        raise ParameterError("source volume has NaN voxels; thresholds are undefined there")
+    spacing = source.GetSpacing()
+    region = (slice(None),) * 3
+    if scope == "slice":
+        if slice_index is None:
+            raise ParameterError("scope 'slice' needs a slice index")
+        region = slice_region(array.shape, slice_axis, slice_index)
+    editable = editable_mask(target, source, region)
+    if editable is not None and not editable.any() and not params.allow_empty:
+        raise EmptyResultError("the editable area (masking settings) is empty here; nothing was written")
+    cleanup = replace(params.cleanup, per_slice=params.cleanup.per_slice and scope == "volume")
+    planned = []
+    for name, lo, hi, color in threshold.resolve_ranges(array, params):
+        one = threshold.ThresholdParameters(lower=lo, upper=hi, invert=params.invert, cleanup=cleanup,
+                                            name=name, allow_empty=True)
+        mask = threshold.segment(array[region], spacing, one)[0].mask
+        written = int(np.count_nonzero(mask if editable is None else mask & editable))
+        if written == 0 and not params.allow_empty:
+            where = " inside the editable area" if editable is not None else ""
+            side = "outside" if params.invert else "within"
+            raise EmptyResultError(f"no voxel {side} {lo:g} .. {hi:g}{where}"
+                                   f"{' in this slice' if scope == 'slice' else ''}; nothing was written")
+        planned.append(_Planned(name, lo, hi, color, mask, written))
+    return source, region, editable, planned
+
+
+def _region_extent(source, region):
+    e = list(source.GetExtent())
+    for a, r in zip((2, 1, 0), region):
+        if r.start is not None:
+            e[2 * a] = e[2 * a] + r.start
+            e[2 * a + 1] = e[2 * a] + (r.stop - r.start) - 1
+    return e
+
+
+def _clear(target, segment_id, source, region, editable):
+    """Remove ``segment_id``'s voxels in the editable part of ``region``: what Remove mode does
+    without masking (``SetBinaryLabelmapToSegment`` MERGE_MIN with the inverted region)."""
+    import slicer
+
+    extent = _region_extent(source, region)
+    keep = np.uint8(0) if editable is None else np.where(editable, 0, 255).astype(np.uint8)
+    logic = slicer.vtkSlicerSegmentationsModuleLogic
+    if not logic.SetBinaryLabelmapToSegment(new_labelmap(source, keep, extent), target.segmentation_node,
+                                            segment_id, logic.MODE_MERGE_MIN, extent, False, []):
+        raise InputError(f"could not clear segment '{segment_id}' in the slice")
+
+
+def apply_threshold(target, params: threshold.ThresholdParameters, scope: str = "volume",
+                    slice_index=None, slice_axis: int = 2, segment_id: str | None = None) -> list:
+    """Threshold the editor's source volume into a segment, through the Segment Editor logic.
+
+    ``target`` is a :class:`LogicTarget`, an :class:`EffectTarget` or a ``vtkSlicerSegmentEditorLogic``.
+    The result replaces ``segment_id`` (default: the selected segment; a new one if none is selected)
+    inside the editable area; multi-Otsu (``params.levels``) writes k new segments.  One undo step.
+    An empty result raises :class:`EmptyResultError` and leaves the scene as it was, unless
+    ``params.allow_empty``.  Returns one :class:`AppliedSegment` per written segment."""
+    from . import mrml
+
+    if not isinstance(target, (LogicTarget, EffectTarget)):
+        target = LogicTarget(target)
+    seg_node = target.segmentation_node
+    if seg_node is None:
+        raise InputError("the segment editor has no segmentation")
+    source, region, editable, planned = plan(target, params, scope, slice_index, slice_axis)
+    segmentation = seg_node.GetSegmentation()
+    if params.levels is None:
+        segment_id = segment_id or target.editor_node.GetSelectedSegmentID() or None
+        if segment_id is not None and segmentation.GetSegment(segment_id) is None:
+            raise ParameterError(f"no segment '{segment_id}' in '{seg_node.GetName()}'")
+    voxel_ml = float(np.prod(source.GetSpacing())) / 1000.0
+    extent = _region_extent(source, region) if scope == "slice" else None
+
+    target.save_state()
+    results = []
+    colors = mrml.DEFAULT_COLORS
+    for i, p in enumerate(planned):
+        sid, created = segment_id, False
+        if params.levels is not None or sid is None:
+            color = p.color or colors[(i if params.levels else segmentation.GetNumberOfSegments()) % len(colors)]
+            sid = segmentation.AddEmptySegment("", p.name, [float(c) for c in color])
+            created = True
+        labelmap = new_labelmap(source, p.mask, extent)
+        if scope == "volume" or created:
+            target.modify(sid, labelmap, SET, extent)
+        else:
+            _clear(target, sid, source, region, editable)
+            target.modify(sid, labelmap, ADD, extent)
+        results.append(AppliedSegment(sid, segmentation.GetSegment(sid).GetName(), p.lower, p.upper,
+                                      p.voxels, p.voxels * voxel_ml, created))
+    return results
+
+
+def undo(target) -> None:
+    """Restore the state saved before the last apply (headless: ``vtkSlicerSegmentEditorLogic.Undo``)."""
+    logic = target.logic if isinstance(target, LogicTarget) else target
+    logic.Undo()
