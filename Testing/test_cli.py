@@ -92,3 +92,17 @@ def test_help_texts():
         assert result.returncode == 0 and "usage: medseg " + sub in result.stdout
     assert "ct-bone" in subprocess.run([sys.executable, "-m", "MedSegCore", "threshold", "--help"],
                                        capture_output=True, text=True, cwd=ROOT).stdout
+
+
+def test_threshold_inside_mask_file_and_copy_mask(volume_file, tmp_path):
+    path, array, g = volume_file
+    roi = np.zeros(g.shape, np.uint8)
+    roi[:, :, :20] = 1
+    io.write_volume(roi, g, str(tmp_path / "roi.nrrd"))
+    out = str(tmp_path / "masked.seg.nrrd")
+    assert main(["threshold", path, "-o", out, "--lower", "150", "--name", "Ball", "--mask",
+                 str(tmp_path / "roi.nrrd"), "--mask-as-segment", "ROI"]) == 0
+    arrays = mrml.segment_arrays(mrml.load_segmentation(out), g)
+    assert set(arrays) == {"Ball", "ROI"}
+    assert np.array_equal(arrays["ROI"], roi == 1)
+    assert arrays["Ball"].sum() == ((array >= 150) & (roi == 1)).sum() > 0

@@ -6,6 +6,7 @@ import logging
 import numpy as np
 
 from .. import io, mrml, overlay, presets, segment_ops, threshold
+from ..errors import ParameterError
 from .common import check_output, parse_color, to_rgb255
 
 log = logging.getLogger("medseg")
@@ -34,6 +35,8 @@ def add_parser(sub):
     m.add_argument("--mask", metavar="FILE", help="threshold only inside this mask (.seg.nrrd, NIfTI or NRRD; "
                                                   "resampled onto the volume by nearest neighbour)")
     m.add_argument("--mask-segment", metavar="NAME", help="segment of a .seg.nrrd mask to use (default: all)")
+    m.add_argument("--mask-as-segment", metavar="NAME",
+                   help="also copy the mask (on the volume's grid) into the output as segment NAME")
     c = p.add_argument_group("clean-up")
     c.add_argument("--largest-component", action="store_true", help="keep only the largest island")
     c.add_argument("--min-size", type=float, default=0.0, metavar="MM3", help="remove islands smaller than MM3")
@@ -65,6 +68,10 @@ def run(args) -> int:
     geometry = mrml.geometry_of(volume)
     roi = segment_ops.mask_from_file(args.mask, geometry, args.mask_segment) if args.mask else None
     seg, results = segment_ops.apply_threshold(volume, params, roi=roi)
+    if args.mask_as_segment:
+        if roi is None:
+            raise ParameterError("--mask-as-segment needs --mask")
+        segment_ops.copy_mask_as_segment(volume, roi, args.mask_as_segment, seg)
     for r in results:
         log.info("%s: %g .. %g%s -> %d voxels, %.3f mL", r.name, r.lower, r.upper,
                  " (inverted)" if params.invert else "", r.voxels, r.volume_ml)
@@ -72,8 +79,11 @@ def run(args) -> int:
         mrml.save_segmentation(seg, args.output)
     else:
         labels = np.zeros(geometry.shape, dtype=np.uint8)
-        for value, r in enumerate(results, start=1):
-            labels[r.mask] = value
+        masks = [r.mask for r in results]
+        if args.mask_as_segment:
+            masks.insert(0, roi)          # the mask first, so threshold labels stay on top
+        for value, mask in enumerate(masks, start=1):
+            labels[mask] = value
         io.write_volume(labels, geometry, args.output)
     log.info("wrote %s", args.output)
     if args.overlay:
