@@ -82,7 +82,8 @@ def auto_range(array: np.ndarray, method: str, roi: np.ndarray | None = None) ->
 
     t = autothreshold.compute_threshold(array, method, mask=roi)
     _, vmax = _value_range(array, roi)
-    return float(t), vmax
+    # ITK's filters put voxels <= t inside (dark) and > t outside: the bright class starts above t.
+    return float(autothreshold.bright_lower_bound(t, array.dtype)), vmax
 
 
 def resolve_ranges(array: np.ndarray, params: ThresholdParameters, roi=None) -> list:
@@ -98,10 +99,8 @@ def resolve_ranges(array: np.ndarray, params: ThresholdParameters, roi=None) -> 
         edges = [vmin] + [float(c) for c in cuts] + [vmax]
         out = []
         for i in range(params.levels):
-            # Class i holds (edge_i, edge_i+1]; class 0 includes the minimum.
-            lo = edges[i] if i == 0 else float(np.nextafter(edges[i], np.inf))
-            if np.issubdtype(array.dtype, np.integer) and i > 0:
-                lo = float(np.floor(edges[i]) + 1)
+            # Class i holds (edge_i, edge_i+1] as in ITK; class 0 includes the minimum.
+            lo = edges[i] if i == 0 else float(autothreshold.bright_lower_bound(edges[i], array.dtype))
             out.append((f"{base or 'Class'} {i + 1}", lo, edges[i + 1], None))
         return out
     if params.method:
