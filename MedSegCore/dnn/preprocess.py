@@ -1,0 +1,179 @@
+"""Bring input volumes onto a network's grid and map results back to the input grid.
+
+Steps: extra channels are resampled (linear) onto the first input's grid; axes are permuted and
+flipped (exactly, no interpolation) so that I, J, K point to the card orientation; the volume is
+resampled (linear) to the card spacing; intensities are normalised.  :meth:`Prepared.to_input_grid`
+undoes the geometric steps: labels by nearest neighbour, probabilities linearly.  All LPS/RAS
+handling goes through :func:`MedSegCore.geometry.to_sitk`/``from_sitk``.  No torch here.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError, ParameterError
+from ..geometry import Geometry, to_sitk
+
+_CODE_VECTORS = {"R": (1, 0, 0), "L": (-1, 0, 0), "A": (0, 1, 0), "P": (0, -1, 0), "S": (0, 0, 1), "I": (0, 0, -1)}
+
+
+def orientation_transform(geometry: Geometry, codes: str) -> tuple:
+    """(perm, flips, new_geometry): new axis t is old axis ``perm[t]``, reversed if ``flips[t]``,
+    chosen so that the new I, J, K point as close as possible to ``codes`` (e.g. 'RAS')."""
+    codes = codes.upper()
+    if sorted({"R": 0, "L": 0, "A": 1, "P": 1, "S": 2, "I": 2}.get(c, -1) for c in codes) != [0, 1, 2]:
+        raise ParameterError(f"orientation {codes!r} must name R/L, A/P and S/I once each, e.g. 'RAS'")
+    target = np.array([_CODE_VECTORS[c] for c in codes], dtype=float).T      # columns: wanted axes
+    d = geometry.direction_matrix
+    perm = max(itertools.permutations(range(3)),
+               key=lambda p: sum(abs(target[:, t] @ d[:, p[t]]) for t in range(3)))
+    flips = tuple(bool(target[:, t] @ d[:, perm[t]] < 0) for t in range(3))
+    size = [geometry.size[p] for p in perm]
+    old_index = [0, 0, 0]                       # old IJK index of the new grid's voxel (0, 0, 0)
+    for t in range(3):
+        old_index[perm[t]] = size[t] - 1 if flips[t] else 0
+    origin = (geometry.ijk_to_ras() @ np.array([*old_index, 1.0]))[:3]
+    direction = np.stack([-d[:, perm[t]] if flips[t] else d[:, perm[t]] for t in range(3)], axis=1)
+    new = Geometry(size, [geometry.spacing[p] for p in perm], origin, direction)
+    return tuple(perm), flips, new
+
+
+def apply_orientation(array: np.ndarray, perm, flips) -> np.ndarray:
+    """Permute/flip a KJI array (or C,K,J,I with a leading channel axis) as orientation_transform says."""
+    lead = array.ndim - 3
+    axes = list(range(lead)) + [lead + 2 - perm[2 - n] for n in range(3)]
+    out = np.transpose(array, axes)
+    flip_axes = tuple(lead + 2 - t for t in range(3) if flips[t])
+    return np.flip(out, flip_axes) if flip_axes else out
+
+
+def undo_orientation(array: np.ndarray, perm, flips) -> np.ndarray:
+    """Inverse of :func:`apply_orientation`."""
+    lead = array.ndim - 3
+    flip_axes = tuple(lead + 2 - t for t in range(3) if flips[t])
+    out = np.flip(array, flip_axes) if flip_axes else array
+    inverse = [0, 0, 0]
+    for n in range(3):                          # new numpy axis n holds old numpy axis 2 - perm[2 - n]
+        inverse[2 - perm[2 - n]] = n
+    return np.transpose(out, list(range(lead)) + [lead + a for a in inverse])
+
+
+def target_grid(geometry: Geometry, spacing) -> Geometry:
+    """Grid with ``geometry``'s directions and the given spacing, centred on the same region, whose
+    voxel centres span at least the input's (so no input voxel falls outside it)."""
+    spacing = np.asarray(spacing, dtype=float)
+    old_sp, old_n = np.asarray(geometry.spacing), np.asarray(geometry.size)
+    span = (old_n - 1) * old_sp
+    size = np.maximum(np.ceil(span / spacing - 1e-6).astype(int) + 1, 1)
+    d = geometry.direction_matrix
+    centre = geometry.ijk_to_ras()[:3, :3] @ ((old_n - 1) / 2) + geometry.ijk_to_ras()[:3, 3]
+    origin = centre - d @ ((size - 1) * spacing / 2)
+    return Geometry(size, spacing, origin, d)
+
+
+def resample(array: np.ndarray, source: Geometry, target: Geometry, linear: bool = True) -> np.ndarray:
+    """``array`` on ``source`` resampled onto ``target`` (float32 linear, or nearest keeping dtype);
+    points just outside the source take the nearest voxel's value."""
+    import SimpleITK as sitk
+
+    if source.same_grid(target):
+        return np.asarray(array)
+    f = sitk.ResampleImageFilter()
+    f.SetReferenceImage(to_sitk(np.zeros(target.shape, np.uint8), target))
+    f.SetInterpolator(sitk.sitkLinear if linear else sitk.sitkNearestNeighbor)
+    f.SetUseNearestNeighborExtrapolator(True)
+    src = np.asarray(array, dtype=np.float32) if linear else np.asarray(array)
+    f.SetOutputPixelType(sitk.sitkFloat32 if linear else sitk.GetImageFromArray(src[:1, :1, :1]).GetPixelID())
+    return sitk.GetArrayFromImage(f.Execute(to_sitk(np.ascontiguousarray(src), source)))
+
+
+def normalize(array: np.ndarray, kind: str, params: dict) -> np.ndarray:
+    """Intensity normalisation of one channel as a card describes it; returns float32."""
+    x = np.asarray(array, dtype=np.float32)
+    b_min, b_max = params.get("b_min", 0.0), params.get("b_max", 1.0)
+    if kind == "none":
+        return x.copy()
+    if kind == "zscore":
+        sel = x != 0 if params.get("nonzero", False) else None
+        vals = x if sel is None else x[sel]
+        if vals.size == 0:
+            return x.copy()
+        mean, std = float(vals.mean(dtype=np.float64)), float(vals.std(dtype=np.float64))
+        std = std if std > 0 else 1.0
+        if sel is None:
+            return (x - np.float32(mean)) / np.float32(std)
+        out = x.copy()
+        out[sel] = (vals - mean) / std
+        return out
+    if kind == "minmax":
+        lo, hi = float(x.min()), float(x.max())
+        clip = False
+    elif kind == "percentile":
+        lo, hi = (float(v) for v in np.percentile(x, [params.get("lower", 0.5), params.get("upper", 99.5)]))
+        clip = params.get("clip", True)
+    elif kind == "ct_window":
+        lo, hi, clip = float(params["a_min"]), float(params["a_max"]), params.get("clip", True)
+    else:
+        raise ParameterError(f"unknown intensity normalisation {kind!r}")
+    scale = (b_max - b_min) / (hi - lo) if hi > lo else 0.0
+    out = (x - np.float32(lo)) * np.float32(scale) + np.float32(b_min)
+    return np.clip(out, min(b_min, b_max), max(b_min, b_max), out=out) if clip else out
+
+
+@dataclass
+class Prepared:
+    """Network-ready data ``(C, K, J, I)`` float32 on ``net_geometry`` and the way back."""
+
+    data: np.ndarray
+    net_geometry: Geometry
+    input_geometry: Geometry
+    oriented_geometry: Geometry
+    perm: tuple
+    flips: tuple
+
+    def to_input_grid(self, array: np.ndarray, labels: bool) -> np.ndarray:
+        """Map a KJI array on the network grid back onto the input grid (exact shape and voxels)."""
+        out = resample(array, self.net_geometry, self.oriented_geometry, linear=not labels)
+        return np.ascontiguousarray(undo_orientation(out, self.perm, self.flips))
+
+
+def check_inputs(inputs) -> list:
+    """Normalise ``inputs`` to a list of (array, Geometry) with matching shapes."""
+    if isinstance(inputs, tuple) and len(inputs) == 2 and isinstance(inputs[1], Geometry):
+        inputs = [inputs]
+    inputs = list(inputs)
+    if not inputs:
+        raise InputError("no input volume given")
+    for n, item in enumerate(inputs):
+        if not (isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[1], Geometry)):
+            raise InputError(f"input {n}: expected an (array, Geometry) pair")
+        if np.asarray(item[0]).shape != item[1].shape:
+            raise InputError(f"input {n}: array shape {np.asarray(item[0]).shape} does not match "
+                             f"its geometry {item[1].shape} (KJI)")
+    return inputs
+
+
+def prepare(inputs, card) -> Prepared:
+    """Resample, reorient and normalise ``inputs`` (list of (array, Geometry)) as ``card`` says."""
+    inputs = check_inputs(inputs)
+    if len(inputs) != card.in_channels:
+        raise ParameterError(f"model {card.name!r} needs {card.in_channels} input volume(s) "
+                             f"({', '.join(card.channel_names or [])}), got {len(inputs)}".replace(" ()", ""))
+    geom = inputs[0][1]
+    channels = [np.asarray(inputs[0][0])] + [resample(a, g, geom) for a, g in inputs[1:]]
+    if card.orientation:
+        perm, flips, oriented = orientation_transform(geom, card.orientation)
+    else:
+        perm, flips, oriented = (0, 1, 2), (False, False, False), geom
+    net = oriented
+    if card.spacing and not np.allclose(oriented.spacing, card.spacing, rtol=1e-3, atol=1e-4):
+        net = target_grid(oriented, card.spacing)
+    data = np.empty((len(channels), *net.shape), np.float32)
+    for c, arr in enumerate(channels):
+        arr = apply_orientation(arr, perm, flips)
+        if net is not oriented:
+            arr = resample(np.ascontiguousarray(arr), oriented, net)
+        data[c] = normalize(arr, *card.normalization_for(c))
+    return Prepared(data, net, geom, oriented, perm, flips)
