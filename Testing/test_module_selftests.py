@@ -15,3 +15,8 @@ def test_medsegthreshold_registers_effect_at_startup():
     import MedSegThreshold
     assert ("startupCompleted()", MedSegThreshold.registerEffect) in slicer.app.connections
     assert MedSegThreshold.EFFECT_SOURCE.endswith("SegmentEditorMedSegThresholdLib/SegmentEditorEffect.py")
+
+
+def test_medsegdnn_selftest():
+    slicer_harness.load_module("MedSegDNN")
+    slicer.selfTests["MedSegDNN"]()

@@ -1,0 +1,103 @@
+"""Network results as Slicer nodes: segments with the card's names, colours and terminology,
+probability maps as scalar volumes, and undo of the last write.
+
+Writing into an existing segmentation replaces only the model's own segments (matched by name);
+:class:`SegmentUndo` records what was there so the change can be undone.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import mrml
+from ..geometry import Geometry
+
+_CONTEXT = "Segmentation category and type - DICOM master list"
+_ANATOMIC = "Anatomic codes - DICOM master list"
+
+
+def _code(triplet) -> str:
+    if not triplet:
+        return "^^"
+    code, scheme, meaning = (list(triplet) + ["", "", ""])[:3]
+    return f"{scheme}^{code}^{meaning}"
+
+
+def terminology_tag(terminology: dict | None) -> str | None:
+    """Slicer's terminology entry string for a card label's terminology, or None.
+
+    Format (vtkSlicerTerminologiesModuleLogic): context~category~type~typeModifier~
+    anatomicContext~anatomicRegion~anatomicRegionModifier, each code as scheme^code^meaning."""
+    if not terminology or not terminology.get("category") or not terminology.get("type"):
+        return None
+    t = terminology
+    return "~".join([_CONTEXT, _code(t["category"]), _code(t["type"]), _code(t.get("type_modifier")),
+                     _ANATOMIC, _code(t.get("anatomic_region")), _code(t.get("anatomic_region_modifier"))])
+
+
+def label_specs(labels) -> list:
+    """(value, name, color, terminology tag) for mrml.write_label_segments, from card labels."""
+    return [(lab.value, lab.name, tuple(lab.color), terminology_tag(lab.terminology)) for lab in labels]
+
+
+class SegmentUndo:
+    """Snapshot of named segments of a segmentation, restorable after they were replaced or added."""
+
+    def __init__(self, segmentation_node, names):
+        import slicer
+
+        self.node = segmentation_node
+        self.saved = {}          # name -> (copy of the vtkSegment, its ID, its index)
+        self.names = list(names)
+        segmentation = segmentation_node.GetSegmentation()
+        for name in self.names:
+            segment_id = mrml.segment_id_by_name(segmentation_node, name)
+            if segment_id is not None:
+                copy = slicer.vtkSegment()
+                copy.DeepCopy(segmentation.GetSegment(segment_id))
+                self.saved[name] = (copy, segment_id, segmentation.GetSegmentIndex(segment_id))
+
+    def restore(self) -> None:
+        """Put the segmentation back as it was for these names (remove added ones)."""
+        segmentation = self.node.GetSegmentation()
+        for name in self.names:
+            segment_id = mrml.segment_id_by_name(self.node, name)
+            if segment_id is not None:
+                segmentation.RemoveSegment(segment_id)
+        for name, (copy, segment_id, index) in sorted(self.saved.items(), key=lambda item: item[1][2]):
+            before = segmentation.GetNthSegmentID(index) if index < segmentation.GetNumberOfSegments() else ""
+            segmentation.AddSegment(copy, segment_id, before)
+
+
+class NewNodeUndo:
+    """Undo for a run that created its segmentation node: remove that node."""
+
+    def __init__(self, node):
+        self.node = node
+
+    def restore(self) -> None:
+        import slicer
+
+        if self.node is not None and self.node.GetScene() is not None:
+            slicer.mrmlScene.RemoveNode(self.node)
+
+
+def write_prediction(prediction, geometry: Geometry, reference, segmentation_node=None, name: str = "Segmentation"):
+    """Write a Prediction's label map as segments.  A new node is created unless one is given; in an
+    existing node the model's segments (same names) are replaced and no other segment changes.
+    Returns (segmentation node, an undo object with ``restore()``)."""
+    specs = label_specs(prediction.labels)
+    if segmentation_node is None:
+        segmentation_node = mrml.new_segmentation_node(name, reference)
+        undo = NewNodeUndo(segmentation_node)
+    else:
+        undo = SegmentUndo(segmentation_node, [s[1] for s in specs])
+    mrml.write_label_segments(segmentation_node, prediction.labelmap, geometry, specs, replace=True)
+    return segmentation_node, undo
+
+
+def add_probability_volumes(prediction, geometry: Geometry, prefix: str) -> list:
+    """One scalar volume node per label probability map (values 0..1), for re-thresholding."""
+    nodes = []
+    for label_name, array in (prediction.probabilities or {}).items():
+        nodes.append(mrml.add_volume_node(np.asarray(array, np.float32), geometry, f"{prefix} {label_name} probability"))
+    return nodes
