@@ -74,6 +74,45 @@ def _check_gzip_complete(path: str) -> None:
         raise InputError(f"{path}: compressed file is truncated or corrupt ({exc})") from None
 
 
+_NIFTI_FLOATS = {16: "f4", 64: "f8"}
+
+
+def _nifti_nonfinite(path: str) -> int:
+    """Count NaN/inf voxels of a float NIfTI file from its raw data: ITK's NIfTI reader silently
+    turns NaN into 0, so the check after reading cannot see them."""
+    import gzip
+    import struct
+
+    opener = gzip.open if path.lower().endswith(".gz") else open
+    with opener(path, "rb") as f:
+        head = f.read(540)
+        for endian in "<>":
+            size = struct.unpack(endian + "i", head[:4])[0]
+            if size in (348, 540):
+                break
+        else:
+            return 0
+        if size == 348:
+            datatype = struct.unpack(endian + "h", head[70:72])[0]
+            offset = int(struct.unpack(endian + "f", head[108:112])[0])
+        else:
+            datatype = struct.unpack(endian + "h", head[12:14])[0]
+            offset = int(struct.unpack(endian + "q", head[168:176])[0])
+        if datatype not in _NIFTI_FLOATS:
+            return 0
+        dtype = np.dtype(endian + _NIFTI_FLOATS[datatype])
+        f.seek(max(offset, size))
+        bad, rest = 0, b""
+        while True:
+            chunk = f.read(1 << 24)
+            if not chunk:
+                return bad
+            chunk = rest + chunk
+            usable = len(chunk) - len(chunk) % dtype.itemsize
+            bad += int(np.count_nonzero(~np.isfinite(np.frombuffer(chunk[:usable], dtype))))
+            rest = chunk[usable:]
+
+
 def _read_sitk(path: str, series_uid: str | None = None):
     import SimpleITK as sitk
 
@@ -89,6 +128,10 @@ def _read_sitk(path: str, series_uid: str | None = None):
             raise InputError(f"{path}: file is empty")
         if path.lower().endswith(".gz"):
             _check_gzip_complete(path)
+        if extension(path) in (".nii", ".nii.gz"):
+            bad = _nifti_nonfinite(path)
+            if bad:
+                raise InputError(f"{path}: image has {bad} NaN or infinite voxel(s)")
         return sitk.ReadImage(path)
     except RuntimeError as exc:
         detail = str(exc).strip().splitlines()
@@ -146,6 +189,9 @@ def atomic_path(path: str):
     os.close(fd)
     try:
         yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)          # mkstemp makes 0600; give the file normal permissions
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

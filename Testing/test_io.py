@@ -116,6 +116,10 @@ def test_bad_inputs_have_clear_errors(tmp_path):
     sitk.WriteImage(to_sitk(nan, g), nan_path)
     with pytest.raises(InputError, match="1 NaN or infinite voxel"):
         io.read_volume(nan_path)
+    nan_nifti = str(tmp_path / "nan.nii.gz")
+    io.write_volume(nan, g, nan_nifti)                   # ITK's NIfTI reader would turn NaN into 0
+    with pytest.raises(InputError, match="nan.nii.gz: image has 1 NaN or infinite voxel"):
+        io.read_volume(nan_nifti)
     (tmp_path / "nodicom").mkdir()
     write_raw(tmp_path / "nodicom" / "notes.txt", b"hello")
     with pytest.raises(InputError, match="folder holds no DICOM series"):
@@ -131,6 +135,11 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
             write_raw(tmp, b"partial")
             raise RuntimeError("boom")
     assert os.listdir(tmp_path) == []
+    io.write_volume(np.zeros((2, 2, 2)), Geometry((2, 2, 2), (1, 1, 1), (0, 0, 0), np.eye(3)), str(target))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(target).st_mode & 0o777 == 0o666 & ~umask
+    os.remove(target)
     with pytest.raises(InputError, match="unsupported output extension"):
         io.write_volume(np.zeros((2, 2, 2)), Geometry((2, 2, 2), (1, 1, 1), (0, 0, 0), np.eye(3)),
                         str(tmp_path / "x.png"))

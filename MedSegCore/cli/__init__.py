@@ -14,6 +14,18 @@ from ..errors import MedSegError
 SUBCOMMANDS = ["info", "threshold", "evaluate", "predict", "train", "demo"]
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (it may be replaced, as in tests)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="medseg",
@@ -40,8 +52,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logger = logging.getLogger("medseg")
     logger.setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("medseg: %(message)s"))
         logger.addHandler(handler)
     try:

@@ -11,27 +11,23 @@ import numpy as np
 from .. import mrml
 from ..geometry import Geometry
 
-_CONTEXT = "Segmentation category and type - DICOM master list"
-_ANATOMIC = "Anatomic codes - DICOM master list"
-
-
-def _code(triplet) -> str:
-    if not triplet:
-        return "^^"
-    code, scheme, meaning = (list(triplet) + ["", "", ""])[:3]
-    return f"{scheme}^{code}^{meaning}"
+TERMINOLOGY_CONTEXT = "Segmentation category and type - DICOM master list"
+ANATOMY_CONTEXT = "Anatomic codes - DICOM master list"
 
 
 def terminology_tag(terminology: dict | None) -> str | None:
-    """Slicer's terminology entry string for a card label's terminology, or None.
+    """Slicer's terminology entry string for a card label's terminology (codes: [value, scheme, meaning]).
 
-    Format (vtkSlicerTerminologiesModuleLogic): context~category~type~typeModifier~
-    anatomicContext~anatomicRegion~anatomicRegionModifier, each code as scheme^code^meaning."""
-    if not terminology or not terminology.get("category") or not terminology.get("type"):
+    Format (as Slicer's ``SerializeTerminologyEntry``): context~category~type~modifier~
+    anatomicContext~anatomicRegion~anatomicRegionModifier, each code as scheme^value^meaning."""
+    if not terminology:
         return None
-    t = terminology
-    return "~".join([_CONTEXT, _code(t["category"]), _code(t["type"]), _code(t.get("type_modifier")),
-                     _ANATOMIC, _code(t.get("anatomic_region")), _code(t.get("anatomic_region_modifier"))])
+
+    def code(key):
+        c = terminology.get(key)
+        return f"{c[1]}^{c[0]}^{c[2]}" if c else "^^"
+    return "~".join([TERMINOLOGY_CONTEXT, code("category"), code("type"), code("modifier"), ANATOMY_CONTEXT,
+                     code("anatomic_region"), code("anatomic_region_modifier")])
 
 
 def label_specs(labels) -> list:

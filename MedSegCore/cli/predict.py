@@ -1,0 +1,184 @@
+"""``medseg predict``: segment a batch of volumes with a deep-learning model into .seg.nrrd files."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+
+from ..errors import ParameterError
+
+log = logging.getLogger("medseg")
+
+EPILOG = """examples:
+  medseg predict scans/ -o results/
+  medseg predict 'data/*.nii.gz' dicom/patient1 -o out --labelmap --overlay --device cuda
+  medseg predict 'imagesTs/*.nii.gz' -o out --channels _0000,_0001 --model mymodel/
+
+A re-run skips cases whose OUT/<case>.seg.nrrd exists (--overwrite redoes them).  Exit status:
+0 all cases ok or skipped, 1 some case failed, 2 nothing could run (bad options, model or inputs)."""
+
+
+def add_parser(sub):
+    p = sub.add_parser(
+        "predict", help="segment volumes with a deep-learning model (one .seg.nrrd per case)",
+        description="Segment every INPUT case with a model and write OUT/<case>.seg.nrrd, with segments "
+                    "named and coloured from the model card.  INPUT is a volume file (NIfTI, NRRD, "
+                    "MetaImage), a folder (its volume files, and each DICOM series below it) or a glob "
+                    "pattern (quote it).  Files in OUT are never taken as inputs.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="volume files, folders or glob patterns")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder (created if missing)")
+    m = p.add_argument_group("model")
+    m.add_argument("--model", default="default", metavar="default|PATH",
+                   help="'default' (bundled model), a card+weights folder, a .pt/.ts file or a MONAI bundle")
+    m.add_argument("--device", default="auto", metavar="auto|cpu|cuda|mps", help="where to run (default: auto)")
+    m.add_argument("--channels", metavar="SUFFIX,...",
+                   help="multi-channel models: files <case><SUFFIX>.<ext>, one suffix per model input "
+                        "channel in order, e.g. _0000,_0001 or _t1,_flair")
+    i = p.add_argument_group("inference")
+    i.add_argument("--roi", nargs=3, type=int, metavar=("X", "Y", "Z"), help="window size (default: the card's)")
+    i.add_argument("--overlap", type=float, default=0.25, help="window overlap, 0 <= overlap < 1 (default 0.25)")
+    i.add_argument("--sw-batch", type=int, default=4, metavar="N", help="windows per forward pass (default 4)")
+    i.add_argument("--blend", choices=("gaussian", "constant"), default="gaussian", help="window blending")
+    c = p.add_argument_group("clean-up (per label)")
+    c.add_argument("--largest-component", action="store_true", help="keep only the largest island")
+    c.add_argument("--fill-holes", action="store_true", help="fill holes")
+    c.add_argument("--min-size", type=float, default=0.0, metavar="MM3", help="remove islands smaller than MM3")
+    o = p.add_argument_group("output")
+    o.add_argument("--labelmap", action="store_true", help="also write the label map OUT/<case>.nii.gz")
+    o.add_argument("--probabilities", action="store_true",
+                   help="also write each label's probability map OUT/<case>_prob_<label>.nii.gz (float32)")
+    o.add_argument("--overlay", action="store_true", help="also write a PNG montage OUT/<case>.png")
+    o.add_argument("--overwrite", action="store_true", help="redo cases whose .seg.nrrd exists")
+    o.add_argument("--timings", metavar="CSV", help="append per-case timings here (default: OUT/timings.csv)")
+    p.set_defaults(func=run)
+
+
+class Progress:
+    """One updating line on a terminal; plain lines (each 10 %) otherwise."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.drawn, self.last = False, None
+
+    def update(self, index, count, name, fraction, text):
+        line = f"[{index + 1}/{count}] {name}: {int(fraction * 100):3d}% {text}"
+        if self.tty:
+            width = shutil.get_terminal_size((100, 20)).columns - 1
+            self.stream.write("\r" + line[:width] + "\x1b[K")
+            self.stream.flush()
+            self.drawn = True
+        elif (index, int(fraction * 10)) != self.last:
+            self.last = (index, int(fraction * 10))
+            print(line, file=self.stream, flush=True)
+
+    def line(self, text):
+        if self.drawn:
+            self.stream.write("\r\x1b[K")
+            self.drawn = False
+        print(text, file=self.stream, flush=True)
+
+
+def _device_text(device) -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        found = f"CUDA found: {torch.cuda.get_device_name(0)}, {torch.cuda.device_count()} device(s)"
+    else:
+        found = "CUDA not found"
+    return f"{device} ({found})"
+
+
+def _memory_text(model, options, device) -> str:
+    """Windows (fixed) plus the part that grows with the volume (stitched output and input)."""
+    from ..dnn.inference import estimate_memory, human_bytes
+
+    roi = tuple(options.roi or model.card.roi_size)
+    est = estimate_memory(model, (100, 100, 100), roi, options.sw_batch, device)
+    return (f"about {human_bytes(est.window_bytes)} for the windows (roi {'x'.join(map(str, roi))}, sw_batch "
+            f"{options.sw_batch}) + {human_bytes(est.output_bytes + est.input_bytes)} per million voxels of input")
+
+
+def summary_table(results) -> str:
+    """Plain-text table: case, status, seconds, voxels per label (or the error)."""
+    rows = [("case", "status", "seconds", "voxels per label / error")]
+    for r in results:
+        detail = (", ".join(f"{k}: {v}" for k, v in r.voxels.items()) if r.status == "ok"
+                  else "exists" if r.status == "skipped" else r.error or "")
+        rows.append((r.name, r.status, "-" if r.status == "skipped" else f"{r.seconds:.1f}", detail))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return "\n".join(f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}  {d}".rstrip() for a, b, c, d in rows)
+
+
+def _status_line(i, n, r) -> str:
+    if r.status == "ok":
+        vox = ", ".join(f"{k} {v}" for k, v in r.voxels.items())
+        return f"[{i}/{n}] {r.name}: ok in {r.seconds:.1f} s ({vox} voxels)"
+    if r.status == "skipped":
+        return f"[{i}/{n}] {r.name}: skipped (exists)"
+    return f"[{i}/{n}] {r.name}: FAILED: {r.error}"
+
+
+def run(args) -> int:
+    from ..dnn import PredictOptions, batch
+    from ..dnn.inference import resolve_device
+    from ..dnn.loading import load_model
+
+    out = args.output
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ParameterError(f"-o {out}: exists and is not a folder")
+    timings = args.timings or os.path.join(out, "timings.csv")
+    if args.timings and not os.path.isdir(os.path.dirname(os.path.abspath(timings))):
+        raise ParameterError(f"--timings {timings}: folder does not exist")
+    channels = [s.strip() for s in args.channels.split(",")] if args.channels else None
+    if channels is not None and (not all(channels) or len(set(channels)) != len(channels)):
+        raise ParameterError(f"--channels {args.channels!r}: expected distinct, non-empty suffixes")
+    popts = PredictOptions(roi=tuple(args.roi) if args.roi else None, overlap=args.overlap, sw_batch=args.sw_batch,
+                           blend=args.blend, device=args.device, probabilities=args.probabilities,
+                           largest_component=args.largest_component, fill_holes=args.fill_holes,
+                           min_size_mm3=args.min_size)
+    cases = batch.expand_inputs(args.inputs, channels, exclude=out)
+    device = resolve_device(args.device)
+    model = load_model(args.model, device)
+    card = model.card
+    batch.check_options(popts, card)
+    if channels is None and card.in_channels > 1:
+        raise ParameterError(f"model {card.name!r} needs {card.in_channels} input channels "
+                             f"({', '.join(card.channel_names or [])}); name them with --channels SUFFIX,...")
+    if channels is not None and len(channels) != card.in_channels:
+        raise ParameterError(f"--channels gives {len(channels)} suffix(es) but model {card.name!r} "
+                             f"has {card.in_channels} input channel(s)")
+    options = batch.BatchOptions(out, popts, args.labelmap, args.overlay, args.overwrite, timings)
+    batch.check_plan(cases, card.labels, options)
+    os.makedirs(out, exist_ok=True)
+
+    log.info("model: %s %s (%s, %s)%s", card.name, card.version, model.kind, model.source,
+             "" if card.trained else " - NOT TRAINED")
+    if not card.trained:
+        log.warning("WARNING: %r is an UNTRAINED PLACEHOLDER model: its segmentations are MEANINGLESS "
+                    "(use --model PATH for a real model)", card.name)
+    log.info("device: %s", _device_text(device))
+    log.info("memory: %s", _memory_text(model, popts, device))
+    done = sum(os.path.exists(batch.plan_outputs(c.name, card.labels, options)["seg"]) for c in cases)
+    log.info("%d case(s) -> %s%s", len(cases), out,
+             f" ({done} done already: {'redone (--overwrite)' if args.overwrite else 'skipped'})" if done else "")
+
+    printer, results = Progress(), []
+    try:
+        for r in batch.iter_batch(cases, model, options, progress=printer.update):
+            results.append(r)
+            printer.line(_status_line(len(results), len(cases), r))
+            for text in r.messages:
+                if text.startswith("Out of memory"):
+                    log.warning("%s: %s", r.name, text)
+    except KeyboardInterrupt:
+        printer.line(f"interrupted after {len(results)} of {len(cases)} case(s); run again to resume")
+        print(summary_table(results))
+        raise
+    print(summary_table(results))
+    counts = {s: sum(r.status == s for r in results) for s in ("ok", "skipped", "failed")}
+    log.info("%d ok, %d skipped, %d failed; timings in %s", counts["ok"], counts["skipped"], counts["failed"], timings)
+    return 1 if counts["failed"] else 0
