@@ -441,7 +441,7 @@ class MedSegDNNTest(ScriptedLoadableModuleTest):  # noqa: F405
             path = os.path.join(folder, "metrics.csv")
             evaluation_nodes.save_table_csv(table, path)
             import csv
-            with open(path, newline="") as f:
+            with open(path, newline="", encoding="utf-8") as f:
                 rows = list(csv.DictReader(f))
             self.assertEqual(len(rows), 1)
             self.assertEqual(rows[0]["segment"], "Lesion")

@@ -15,7 +15,7 @@ DEFAULT_CARD = ROOT / "MedSegCore" / "models" / "default" / "card.json"
 
 
 def base() -> dict:
-    return json.loads(DEFAULT_CARD.read_text())
+    return json.loads(DEFAULT_CARD.read_text(encoding="utf-8"))
 
 
 def test_default_card_is_the_untrained_placeholder():
@@ -32,7 +32,7 @@ def test_default_card_is_the_untrained_placeholder():
 
 
 def test_schema_is_json_and_round_trip_is_stable():
-    schema = json.loads(SCHEMA_PATH.read_text())
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     assert set(schema["required"]) >= {"labels", "out_channels", "roi_size", "output", "trained"}
     card = card_from_dict(base())
     again = card_from_dict(json.loads(json.dumps(card.to_dict())))

@@ -67,7 +67,7 @@ def test_default_model_loads_and_runs():
 def test_state_dict_with_card_beside_it_matches_bare_monai(tmp_path):
     net = tiny_net()
     torch.save(net.state_dict(), tmp_path / "model.pt")
-    (tmp_path / "card.json").write_text(json.dumps(card_dict()))
+    (tmp_path / "card.json").write_text(json.dumps(card_dict()), encoding="utf-8")
     model = load_model(tmp_path / "model.pt", device="cpu")
     assert model.kind == "state_dict"
     for a, b in zip(net.state_dict().values(), model.network.state_dict().values()):
@@ -84,7 +84,7 @@ def test_checkpoint_wrappers(tmp_path, wrap):
     if wrap == "module_prefix":
         obj = {"state_dict": {"module." + k: v for k, v in sd.items()}}
     torch.save(obj, tmp_path / "ckpt.pth")
-    (tmp_path / "ckpt.card.json").write_text(json.dumps(card_dict()))
+    (tmp_path / "ckpt.card.json").write_text(json.dumps(card_dict()), encoding="utf-8")
     model = load_model(tmp_path / "ckpt.pth", device="cpu")
     assert all(torch.equal(sd[k], v) for k, v in model.network.state_dict().items())
 
@@ -129,8 +129,8 @@ def write_bundle(root, net, meta_channels=True):
                                      "channel_def": {"0": "background", "1": "liver", "2": "spleen"}}}}}
     if not meta_channels:
         meta.pop("network_data_format")
-    (root / "configs" / "inference.json").write_text(json.dumps(config))
-    (root / "configs" / "metadata.json").write_text(json.dumps(meta))
+    (root / "configs" / "inference.json").write_text(json.dumps(config), encoding="utf-8")
+    (root / "configs" / "metadata.json").write_text(json.dumps(meta), encoding="utf-8")
     torch.save(net.state_dict(), root / "models" / "model.pt")
 
 
@@ -154,7 +154,7 @@ def test_monai_bundle_folder(tmp_path):
 def test_bundle_without_channel_info_uses_network_def_and_card_override(tmp_path):
     write_bundle(tmp_path / "b", tiny_net(), meta_channels=False)
     assert load_model(tmp_path / "b").card.out_channels == 3
-    (tmp_path / "b" / "card.json").write_text(json.dumps(card_dict(name="override")))
+    (tmp_path / "b" / "card.json").write_text(json.dumps(card_dict(name="override")), encoding="utf-8")
     assert load_model(tmp_path / "b").card.name == "override"
 
 
@@ -198,7 +198,7 @@ def test_malicious_pickle_is_refused_and_never_runs(tmp_path):
     with zipfile.ZipFile(path) as z:
         pkl = next(n for n in z.namelist() if n.endswith("data.pkl"))
         assert b"system" in z.read(pkl)                       # the file really carries the payload
-    (tmp_path / "card.json").write_text(json.dumps(card_dict()))
+    (tmp_path / "card.json").write_text(json.dumps(card_dict()), encoding="utf-8")
     with pytest.raises(InputError) as err:
         load_model(path)
     assert "contains arbitrary Python objects" in str(err.value) and "will not be loaded" in str(err.value)

@@ -104,7 +104,7 @@ def test_effect_sets_stable_name(effect_module):
 
 
 def test_name_is_not_translated_and_registration_points_at_the_file():
-    tree = ast.parse(open(EFFECT_FILE).read())
+    tree = ast.parse(open(EFFECT_FILE, encoding="utf-8").read())
     names = [node.value for node in ast.walk(tree) if isinstance(node, ast.Assign)
              and any(ast.unparse(t) == "scriptedEffect.name" for t in node.targets)]
     assert [ast.unparse(v) for v in names] == ["EFFECT_NAME"]

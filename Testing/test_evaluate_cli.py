@@ -36,10 +36,10 @@ def test_label_maps_match_by_value_and_json_csv(tmp_path, capsys):
                  "--csv", str(tmp_path / "m.csv")]) == 0
     table = capsys.readouterr().out
     assert "Dice" in table and "HD95" in table
-    rows = json.load(open(out))["rows"]
+    rows = json.load(open(out, encoding="utf-8"))["rows"]
     expected = metrics.compute_metrics(pred == 1, ref == 1, G.spacing)
     assert rows[0]["segment"] in ("1", 1) and rows[0]["dice"] == pytest.approx(expected.dice)
-    assert open(tmp_path / "m.csv").read().count("\n") == 3
+    assert open(tmp_path / "m.csv", encoding="utf-8").read().count("\n") == 3
 
 
 def test_segmentations_on_different_grids_are_resampled(tmp_path, caplog):
@@ -53,7 +53,7 @@ def test_segmentations_on_different_grids_are_resampled(tmp_path, caplog):
     assert main(["evaluate", str(tmp_path / "pred.seg.nrrd"), str(tmp_path / "gt.seg.nrrd"),
                  "--json", str(tmp_path / "m.json")]) == 0
     assert "resampled onto the reference grid" in caplog.text
-    rows = {r["segment"]: r for r in json.load(open(tmp_path / "m.json"))["rows"]}
+    rows = {r["segment"]: r for r in json.load(open(tmp_path / "m.json", encoding="utf-8"))["rows"]}
     assert rows["Tumour"]["dice"] > 0.9 and rows["Vessel"]["dice"] > 0.8
 
 
@@ -75,7 +75,7 @@ def test_folders_summary_overlay_and_report(tmp_path, capsys):
     grey = sum(1 for p in pixels if p[0] == p[1] == p[2])
     assert len(pixels) - grey >= 3            # agreement, false positive and false negative colours
     assert report.COLORS["tp"] != report.COLORS["fp"] != report.COLORS["fn"]
-    html = open(tmp_path / "rep" / "index.html").read()
+    html = open(tmp_path / "rep" / "index.html", encoding="utf-8").read()
     assert "<table" in html and "data:image/png;base64" in html
 
 

@@ -40,7 +40,7 @@ def threshold_model(folder, in_channels=1):
     sd["model.2.conv.weight"][:2, 2], sd["model.2.conv.bias"][2] = 10.0, -3000.0
     os.makedirs(folder, exist_ok=True)
     torch.save(sd, os.path.join(folder, "model.pt"))
-    with open(os.path.join(folder, "card.json"), "w") as f:
+    with open(os.path.join(folder, "card.json"), "w", encoding="utf-8") as f:
         json.dump(card, f)
     return str(folder)
 
@@ -74,7 +74,7 @@ def leftovers(out):
 
 
 def timing_rows(path):
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
 
 

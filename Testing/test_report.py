@@ -123,7 +123,7 @@ def run_chromium(args, tmp_path, timeout=90):
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={tmp_path / 'chromium-profile'}"]
-    return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, encoding="utf-8", errors="replace", timeout=timeout)
 
 
 def test_report_renders_in_chromium(tmp_path):

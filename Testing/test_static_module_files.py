@@ -57,7 +57,7 @@ def ui_widgets(module):
 
 
 def module_source(module):
-    with open(os.path.join(ROOT, module, f"{module}.py")) as f:
+    with open(os.path.join(ROOT, module, f"{module}.py"), encoding="utf-8") as f:
         return f.read()
 
 
@@ -109,7 +109,7 @@ def test_parameter_bindings_match_parameter_node(module):
 
 
 def cmake_list(path, variable):
-    with open(path) as f:
+    with open(path, encoding="utf-8") as f:
         text = f.read()
     match = re.search(rf"set\({variable}\s+(.*?)\)", text, re.S)
     assert match, f"{path}: no set({variable} ...)"
@@ -141,7 +141,7 @@ def test_module_cmakelists_lists_exactly_the_files(module):
     assert files_on_disk(folder, (".py",)) == scripts
     assert files_on_disk(folder, (".ui", ".png", ".svg", ".json")) == resources
     assert f"Resources/UI/{module}.ui" in resources and f"Resources/Icons/{module}.png" in resources
-    with open(cmake) as f:
+    with open(cmake, encoding="utf-8") as f:
         text = f.read()
     assert "WITH_GENERIC_TESTS" in text and "slicer_add_python_unittest(SCRIPT ${MODULE_NAME}.py)" in text
 
@@ -156,7 +156,7 @@ def test_medsegcore_cmakelists_lists_exactly_the_files():
 
 
 def test_extension_cmakelists():
-    with open(os.path.join(ROOT, "CMakeLists.txt")) as f:
+    with open(os.path.join(ROOT, "CMakeLists.txt"), encoding="utf-8") as f:
         text = f.read()
     assert "project(MedSeg)" in text
     assert re.search(r'set\(EXTENSION_CATEGORY "Segmentation"\)', text)

@@ -76,11 +76,11 @@ def print_summary(summary) -> None:
 
 def write_tables(rows, summary, args) -> None:
     if args.json:
-        with io.atomic_path(args.json) as tmp, open(tmp, "w") as f:
+        with io.atomic_path(args.json) as tmp, open(tmp, "w", encoding="utf-8") as f:
             json.dump({"rows": [r.to_dict() for r in rows], "summary": summary}, f, indent=2)
     if args.csv:
         dicts = [r.to_dict() for r in rows]
-        with io.atomic_path(args.csv) as tmp, open(tmp, "w", newline="") as f:
+        with io.atomic_path(args.csv) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=list(dicts[0]))
             writer.writeheader()
             writer.writerows(dicts)

@@ -83,7 +83,7 @@ class ModelCard:
         return d
 
     def save(self, path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
 
 
 def _label_dict(lab: Label) -> dict:
@@ -94,7 +94,7 @@ def _label_dict(lab: Label) -> dict:
 
 
 def load_schema() -> dict:
-    return json.loads(SCHEMA_PATH.read_text())
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
 # -- a small JSON Schema (draft 7 subset) validator ------------------------------------------

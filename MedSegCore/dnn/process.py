@@ -60,14 +60,16 @@ class InferenceProcess:
             paths.append(path)
         request = {"inputs": paths, "model": str(model), "options": asdict(options), "output_dir": self.workdir}
         request_path = os.path.join(self.workdir, "request.json")
-        with open(request_path, "w") as f:
+        with open(request_path, "w", encoding="utf-8") as f:
             json.dump(request, f)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_package_root(), env.get("PYTHONPATH")]))
         env["PYTHONUNBUFFERED"] = "1"
+        env["PYTHONIOENCODING"] = "utf-8"
         self.started = time.monotonic()
         self.process = self._popen([self._python, "-m", "MedSegCore.dnn.worker", request_path],
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, encoding="utf-8",
+                                   errors="replace", env=env)
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -139,7 +141,7 @@ class InferenceProcess:
             if self.error == "cancelled":
                 raise CancelledError("inference cancelled by the user")
             raise MedSegError(self.error)
-        with open(os.path.join(self.workdir, "result.json")) as f:
+        with open(os.path.join(self.workdir, "result.json"), encoding="utf-8") as f:
             summary = json.load(f)
         labelmap, _ = io.read_volume(os.path.join(self.workdir, "labelmap.nrrd"))
         probabilities = {name: io.read_volume(path)[0] for name, path in summary["probabilities"].items()}

@@ -23,7 +23,7 @@ def run(request_path: str) -> int:
     from ..errors import MedSegError
     from .predict import PredictOptions, predict
 
-    with open(request_path) as f:
+    with open(request_path, encoding="utf-8") as f:
         request = json.load(f)
     out = request["output_dir"]
     try:
@@ -40,7 +40,7 @@ def run(request_path: str) -> int:
             probability_files[name] = path
         summary = {"labels": [asdict(lab) for lab in result.labels], "messages": result.messages,
                    "timings": result.timings, "probabilities": probability_files}
-        with io.atomic_path(os.path.join(out, "result.json")) as tmp, open(tmp, "w") as f:
+        with io.atomic_path(os.path.join(out, "result.json")) as tmp, open(tmp, "w", encoding="utf-8") as f:
             json.dump(summary, f)
     except MedSegError as exc:
         _emit(error=str(exc))
