@@ -52,14 +52,14 @@ OPTS = PredictOptions(device="cpu", blend="constant", sw_batch=1)
 
 def test_default_model_loads_and_runs():
     model = load_model("default", device="cpu")
-    assert model.kind == "default" and model.card.trained is False and model.device.type == "cpu"
+    assert model.kind == "default" and model.card.trained is True and model.device.type == "cpu"
     assert (DEFAULT_MODEL_DIR / "model.pt").stat().st_size < 2 * 1024 * 1024
     array, geom = volume((24, 20, 22))
     lps = Geometry(geom.size, (1.1, 1.0, 1.3), (5, 6, 7), np.diag([-1, -1, 1]))
     result = predict([(array, lps)], model, PredictOptions(device="cpu", probabilities=True))
     assert result.labelmap.shape == array.shape and result.labelmap.dtype == np.uint8
     assert set(np.unique(result.labelmap)) <= {0, 1, 2}
-    assert any("not trained" in m for m in result.messages)
+    assert not any("not trained" in m for m in result.messages)
     total = sum(result.probabilities.values())
     assert total.shape == array.shape and float(total.max()) <= 1.0 + 1e-5
 

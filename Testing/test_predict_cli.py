@@ -236,12 +236,18 @@ def test_multichannel_cases_and_global_errors(tmp_path, capsys):
     assert main(["predict", str(tmp_path / "a_0000.nii.gz"), "-o", out, "--model", str(tmp_path / "no")]) == 2
 
 
-def test_default_placeholder_model(tmp_path, capsys, caplog):
+def test_default_model_and_untrained_warning(tmp_path, capsys, caplog):
+    from MedSegCore.dnn.placeholder import write_placeholder
     image = np.random.default_rng(0).normal(100, 20, OBLIQUE.shape).astype(np.float32)
     io.write_volume(image, OBLIQUE, str(tmp_path / "brain.nii.gz"))
+    write_placeholder(tmp_path / "untrained")
+    assert main(["predict", str(tmp_path / "brain.nii.gz"), "-o", str(tmp_path / "u"),
+                 "--model", str(tmp_path / "untrained")]) == 0
+    assert "UNTRAINED PLACEHOLDER" in caplog.text
+    caplog.clear()
     out = tmp_path / "out"
     assert main(["predict", str(tmp_path / "brain.nii.gz"), "-o", str(out)]) == 0
-    assert "UNTRAINED PLACEHOLDER" in caplog.text and "CUDA" in caplog.text and "memory: about" in caplog.text
+    assert "UNTRAINED" not in caplog.text and "CUDA" in caplog.text and "memory: about" in caplog.text
     node = mrml.load_segmentation(str(out / "brain.seg.nrrd"))
     assert mrml.segment_names(node) == ["Grey matter", "White matter"]
     ref = mrml.reference_geometry(node)

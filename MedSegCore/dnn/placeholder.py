@@ -52,6 +52,6 @@ def write_placeholder(folder, seed: int = 0) -> None:
 
 
 if __name__ == "__main__":
-    from .loading import DEFAULT_MODEL_DIR
-
-    write_placeholder(sys.argv[1] if len(sys.argv) > 1 else DEFAULT_MODEL_DIR)
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m MedSegCore.dnn.placeholder FOLDER  (writes an untrained test model)")
+    write_placeholder(sys.argv[1])
