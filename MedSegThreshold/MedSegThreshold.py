@@ -8,7 +8,6 @@ import os
 import sys
 from typing import Annotated
 
-import vtk
 
 import slicer
 from slicer.i18n import tr as _

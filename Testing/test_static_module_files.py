@@ -57,14 +57,19 @@ def ui_widgets(module):
 
 
 def module_source(module):
-    with open(os.path.join(ROOT, module, f"{module}.py"), encoding="utf-8") as f:
-        return f.read()
+    """The module file and the files of its Lib packages (widgets may live there)."""
+    texts = []
+    for root, _, files in os.walk(os.path.join(ROOT, module)):
+        for f in sorted(files):
+            if f.endswith(".py") and (root == os.path.join(ROOT, module) or "Lib" in os.path.basename(root)):
+                with open(os.path.join(root, f), encoding="utf-8") as handle:
+                    texts.append(handle.read())
+    return "\n\x00".join(texts)
 
 
 def parameter_types(source):
     """{parameter: kind} of the class decorated with @parameterNodeWrapper."""
-    tree = ast.parse(source)
-    for node in tree.body:
+    for node in (n for text in source.split("\n\x00") for n in ast.parse(text).body):
         if isinstance(node, ast.ClassDef) and any(getattr(d, "id", None) == "parameterNodeWrapper"
                                                   for d in node.decorator_list):
             kinds = {}

@@ -6,7 +6,6 @@ import logging
 import os
 import time
 
-import numpy as np
 
 from .. import io, metrics, mrml, overlay, report, sample, segment_ops, threshold
 from .common import to_rgb255

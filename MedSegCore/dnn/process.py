@@ -33,8 +33,11 @@ def _package_root() -> str:
     return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-class InferenceProcess:
-    """One inference run in a child process.  ``start`` -> ``poll`` (until ``finished``) -> ``result``."""
+class WorkerProcess:
+    """A MedSeg worker module run as a child process that prints JSON lines; ``launch`` ->
+    ``poll`` (until ``finished``).  Subclasses write the request and read the result."""
+
+    module = ""
 
     def __init__(self, popen=subprocess.Popen, python: str | None = None):
         self._popen = popen
@@ -48,17 +51,8 @@ class InferenceProcess:
         self.done = False
         self.started = None
 
-    def start(self, inputs, model, options) -> None:
-        """Write the inputs ((array, Geometry) pairs) to a private folder and launch the worker."""
-        from .. import io
-
-        self.workdir = tempfile.mkdtemp(prefix="medseg-infer-")
-        paths = []
-        for i, (array, geometry) in enumerate(inputs):
-            path = os.path.join(self.workdir, f"input_{i}.nrrd")
-            io.write_volume(array, geometry, path, compress=False)
-            paths.append(path)
-        request = {"inputs": paths, "model": str(model), "options": asdict(options), "output_dir": self.workdir}
+    def launch(self, request: dict) -> None:
+        """Write ``request`` as JSON into the work folder and start the worker on it."""
         request_path = os.path.join(self.workdir, "request.json")
         with open(request_path, "w", encoding="utf-8") as f:
             json.dump(request, f)
@@ -67,7 +61,7 @@ class InferenceProcess:
         env["PYTHONUNBUFFERED"] = "1"
         env["PYTHONIOENCODING"] = "utf-8"
         self.started = time.monotonic()
-        self.process = self._popen([self._python, "-m", "MedSegCore.dnn.worker", request_path],
+        self.process = self._popen([self._python, "-m", self.module, request_path],
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, encoding="utf-8",
                                    errors="replace", env=env)
         threading.Thread(target=self._read, daemon=True).start()
@@ -133,6 +127,28 @@ class InferenceProcess:
         self.error = self.error or "cancelled"
         self.cleanup()
 
+    def cleanup(self) -> None:
+        if self.workdir and os.path.isdir(self.workdir):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class InferenceProcess(WorkerProcess):
+    """One inference run in a child process.  ``start`` -> ``poll`` (until ``finished``) -> ``result``."""
+
+    module = "MedSegCore.dnn.worker"
+
+    def start(self, inputs, model, options) -> None:
+        """Write the inputs ((array, Geometry) pairs) to a private folder and launch the worker."""
+        from .. import io
+
+        self.workdir = tempfile.mkdtemp(prefix="medseg-infer-")
+        paths = []
+        for i, (array, geometry) in enumerate(inputs):
+            path = os.path.join(self.workdir, f"input_{i}.nrrd")
+            io.write_volume(array, geometry, path, compress=False)
+            paths.append(path)
+        self.launch({"inputs": paths, "model": str(model), "options": asdict(options), "output_dir": self.workdir})
+
     def result(self):
         """(labelmap array, {label name: probability array}, summary dict) of a finished run."""
         from .. import io
@@ -146,7 +162,3 @@ class InferenceProcess:
         labelmap, _ = io.read_volume(os.path.join(self.workdir, "labelmap.nrrd"))
         probabilities = {name: io.read_volume(path)[0] for name, path in summary["probabilities"].items()}
         return labelmap, probabilities or None, summary
-
-    def cleanup(self) -> None:
-        if self.workdir and os.path.isdir(self.workdir):
-            shutil.rmtree(self.workdir, ignore_errors=True)

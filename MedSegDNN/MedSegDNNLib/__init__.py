@@ -1,0 +1,1 @@
+"""Panel and self-test of the MedSegDNN module (kept apart to keep each file small)."""
