@@ -63,6 +63,11 @@ class MedSegDNNParameterNode:
     predictedSegmentation: vtkMRMLSegmentationNode
     metricsTable: vtkMRMLTableNode
     createDisagreement: bool = True
+    trainDims: Annotated[str, Choice(["3", "2"])] = "3"
+    trainEpochs: Annotated[int, WithinRange(1, 10000)] = 50
+    trainInit: Annotated[str, Choice(["none", "default"])] = "none"
+    trainFreezeEncoder: bool = False
+    trainOutput: str = ""
 
 
 class MedSegDNNLogic(ScriptedLoadableModuleLogic):  # noqa: F405
@@ -174,3 +179,46 @@ class MedSegDNNLogic(ScriptedLoadableModuleLogic):  # noqa: F405
                 rows, pred, ref, geometry, f"{predictedNode.GetName()} vs {referenceNode.GetName()}")
         logging.info("MedSegDNN evaluation: %s", "; ".join(f"{r.segment} Dice {r.dice:.3f}" for r in rows))
         return table, disagreement
+
+    # -- training ---------------------------------------------------------------------------
+    @staticmethod
+    def trainingConfigFromNode(p, **overrides):
+        """TrainConfig from the panel (2D: 96x96 slice patches, 3D: 64^3 patches)."""
+        from MedSegCore.train import TrainConfig
+
+        dims = int(p.trainDims)
+        config = TrainConfig(dims=dims, epochs=p.trainEpochs, patch=[96, 96] if dims == 2 else [64, 64, 64],
+                             init=None if p.trainInit == "none" else p.trainInit,
+                             freeze_encoder=p.trainFreezeEncoder, device=p.device)
+        return config.updated(**overrides) if overrides else config
+
+    def startTraining(self, segmentationNodes, outputFolder, config, overwrite=False, popen=None):
+        """Train on scene segmentations (each with its source volume) in a child process; poll the
+        returned TrainingProcess and call finishTraining when it has finished."""
+        from MedSegCore.train.process import TrainingProcess
+        from MedSegCore.train.scene import cases_from_segmentations
+
+        if not outputFolder:
+            raise MedSegError("choose an output folder for the trained model")
+        process = TrainingProcess(**({"popen": popen} if popen else {}))
+        process.start(cases_from_segmentations(segmentationNodes), outputFolder, config, overwrite)
+        return process
+
+    def updateLearningCurve(self, process, tableNode=None, chartNode=None):
+        """Table and plot chart nodes of the run's loss and validation Dice per epoch."""
+        from MedSegCore.train.scene import learning_curve_nodes
+
+        return learning_curve_nodes(process.history, tableNode, chartNode)
+
+    def finishTraining(self, process, parameterNode=None):
+        """Check the run ended well; select the new model in the panel.  Returns the model folder."""
+        try:
+            if process.error is not None:
+                raise MedSegError(f"training failed: {process.error}")
+            if parameterNode is not None:
+                parameterNode.modelSource = "file or folder"
+                parameterNode.modelPath = process.output
+            return process.output
+        finally:
+            process.cleanup()
+

@@ -26,7 +26,7 @@ class MedSegDNNTest(ScriptedLoadableModuleTest):
         tests = [self.test_evaluation_table_and_disagreement]
         if dependencies.status(check_cuda=False).ready:
             tests += [self.test_default_model_writes_card_segments, self.test_existing_node_replace_and_undo,
-                      self.test_process_run_matches_and_cancel_leaves_scene]
+                      self.test_process_run_matches_and_cancel_leaves_scene, self.test_training_from_scene]
         else:
             logging.warning("MedSegDNNTest: PyTorch/MONAI not installed; inference tests skipped")
         for test in tests:
@@ -138,3 +138,44 @@ class MedSegDNNTest(ScriptedLoadableModuleTest):
             self.assertEqual(len(rows), 1)
             self.assertEqual(rows[0]["segment"], "Lesion")
             self.assertAlmostEqual(float(rows[0]["dice"]), 0.75, places=5)
+
+    def test_training_from_scene(self):
+        import tempfile
+
+        import numpy as np
+        from MedSegCore.dnn import load_model, predict
+
+        self.delayDisplay("Training from scene segmentations in a child process; the model becomes selectable")
+        logic = MedSegDNNLogic()
+        segmentations = []
+        for n in range(2):
+            volume = self._volume()
+            geometry = mrml.geometry_of(volume)
+            image, _ = mrml.volume_array(volume)
+            seg = mrml.new_segmentation_node(f"case {n}", volume)
+            mrml.write_segment(seg, image > 180, geometry, "Bright")
+            segmentations.append(seg)
+        from types import SimpleNamespace
+
+        # The panel's values (the typed parameter node needs Slicer's GUI layer; the Logic reads attributes).
+        parameters = SimpleNamespace(trainDims="3", trainEpochs=2, trainInit="none", trainFreezeEncoder=False,
+                                     device="cpu", modelSource="default", modelPath="")
+        config = logic.trainingConfigFromNode(parameters, patch=[16, 16, 16], channels=[8, 16], batch_size=2,
+                                              steps_per_epoch=3, val_fraction=0.5, device="cpu", lr=1e-2)
+        with tempfile.TemporaryDirectory() as folder:
+            output = os.path.join(folder, "model")
+            run = logic.startTraining(segmentations, output, config)
+            run.wait(timeout=600)
+            table, chart = logic.updateLearningCurve(run)
+            self.assertEqual(table.GetNumberOfRows(), 2)
+            self.assertEqual(chart.GetNumberOfPlotSeriesNodes(), 2)
+            self.assertEqual(logic.finishTraining(run, parameters), output)
+            self.assertEqual((parameters.modelSource, parameters.modelPath), ("file or folder", output))
+            model = load_model(output, device="cpu")
+            self.assertEqual([lab.name for lab in model.card.labels], ["Bright"])
+            image, geometry = mrml.volume_array(slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode"))
+            result = predict([(image, geometry)], model, PredictOptions(device="cpu"))
+            self.assertEqual(result.labelmap.shape, image.shape)
+        with self.assertRaises(MedSegError):
+            logic.startTraining(segmentations, "", config)
+

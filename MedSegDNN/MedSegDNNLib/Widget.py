@@ -23,6 +23,8 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNodeGuiTag = None
         self._run = None
         self._timer = None
+        self._training = None
+        self._curve = (None, None)
 
     def setup(self):
         import qt
@@ -46,13 +48,18 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.installButton.connect("clicked(bool)", self.onInstall)
         self.ui.evaluateButton.connect("clicked(bool)", self.onEvaluate)
         self.ui.exportCsvButton.connect("clicked(bool)", self.onExportCsv)
+        self.ui.startTrainingButton.connect("clicked(bool)", self.onStartTraining)
+        self.ui.stopTrainingButton.connect("clicked(bool)", self.onStopTraining)
         self.ui.cancelButton.enabled = False
+        self.ui.stopTrainingButton.enabled = False
         self.ui.dependencyLabel.text = dependencies.status(check_cuda=False).message()
         self.initializeParameterNode()
 
     def cleanup(self):
         if self._run is not None:
             self._run.cancel()
+        if self._training is not None:
+            self._training.cancel()
         if self._timer is not None:
             self._timer.stop()
         self.removeObservers()
@@ -110,6 +117,7 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._timer.start()
 
     def onPoll(self):
+        self._pollTraining()
         run = self._run
         if run is None:
             return
@@ -120,7 +128,8 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                     + (f", about {eta:.0f} s left" if eta is not None else ""))
         if not run.finished:
             return
-        self._timer.stop()
+        if self._training is None:
+            self._timer.stop()
         self._run = None
         self.ui.applyButton.enabled, self.ui.cancelButton.enabled = True, False
         p = self._parameterNode
@@ -161,3 +170,45 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if path:
             with slicer.util.tryWithErrorDisplay(_("Export failed.")):
                 evaluation_nodes.save_table_csv(p.metricsTable, path)
+
+    def onStartTraining(self):
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("Training failed to start."), waitCursor=True):
+            if not dependencies.status(check_cuda=False).ready:
+                dependencies.install_in_slicer(self._confirm)
+            nodes = list(self.ui.trainingSegmentationsSelector.checkedNodes())
+            self._training = self.logic.startTraining(nodes, p.trainOutput, self.logic.trainingConfigFromNode(p))
+            self._curve = (None, None)
+            self.ui.startTrainingButton.enabled, self.ui.stopTrainingButton.enabled = False, True
+            self.ui.trainingProgressBar.value = 0
+            self._timer.start()
+
+    def onStopTraining(self):
+        if self._training is not None:
+            self._training.stop()
+            self.ui.trainingStatusLabel.text = _("Stopping after the current step; the best model so far is kept.")
+
+    def _pollTraining(self):
+        run = self._training
+        if run is None:
+            return
+        epochs_before = len(run.history)
+        run.poll()
+        self.ui.trainingProgressBar.value = int(100 * run.progress)
+        self.ui.trainingStatusLabel.text = run.text
+        if len(run.history) != epochs_before:
+            first = self._curve[1] is None
+            self._curve = self.logic.updateLearningCurve(run, *self._curve)
+            if first:
+                slicer.modules.plots.logic().ShowChartInLayout(self._curve[1])
+        if not run.finished:
+            return
+        self._training = None
+        if self._run is None:
+            self._timer.stop()
+        self.ui.startTrainingButton.enabled, self.ui.stopTrainingButton.enabled = True, False
+        with slicer.util.tryWithErrorDisplay(_("Training failed.")):
+            output = self.logic.finishTraining(run, self._parameterNode)
+            self.ui.trainingStatusLabel.text = _("Model written to {folder}; it is now the selected model.").format(
+                folder=output)
+
