@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 
@@ -45,6 +44,18 @@ def render_slices(image: np.ndarray, layers, slices, flip_rows: bool = True) -> 
     return tiles
 
 
+def tile(tiles, columns: int) -> np.ndarray:
+    """One RGB canvas of equally sized ``tiles`` in rows of ``columns``."""
+    columns = max(1, min(len(tiles), columns))
+    rows = math.ceil(len(tiles) / columns)
+    h, w = tiles[0].shape[:2]
+    canvas = np.zeros((rows * h, columns * w, 3), dtype=np.uint8)
+    for n, t in enumerate(tiles):
+        r, c = divmod(n, columns)
+        canvas[r * h:(r + 1) * h, c * w:(c + 1) * w] = t
+    return canvas
+
+
 def montage(image: np.ndarray, layers, path: str, count: int = 12, columns: int | None = None) -> list:
     """Write a montage PNG of up to ``count`` axial slices of a KJI ``image`` with coloured
     ``layers`` (mask, (r, g, b) 0..255, alpha 0..1) drawn over it.  Returns the slice indices.
@@ -61,19 +72,9 @@ def montage(image: np.ndarray, layers, path: str, count: int = 12, columns: int 
         if not 0 <= alpha <= 1:
             raise ParameterError(f"overlay opacity must be within 0..1, got {alpha}")
     slices = pick_slices([m for m, _, _ in layers], image.shape[0], count)
-    tiles = render_slices(image, layers, slices)
-    columns = columns or min(len(tiles), 4)
-    rows = math.ceil(len(tiles) / columns)
-    h, w = tiles[0].shape[:2]
-    canvas = np.zeros((rows * h, columns * w, 3), dtype=np.uint8)
-    for n, tile in enumerate(tiles):
-        r, c = divmod(n, columns)
-        canvas[r * h:(r + 1) * h, c * w:(c + 1) * w] = tile
-    tmp = f"{path}.part{os.getpid()}.png"
-    try:
+    canvas = tile(render_slices(image, layers, slices), columns or 4)
+    from .io import atomic_path
+
+    with atomic_path(path) as tmp:
         Image.fromarray(canvas).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return slices

@@ -12,13 +12,13 @@ import html
 import io
 import math
 import os
-import tempfile
 
 import numpy as np
 
 from .errors import ParameterError
 from .metrics import METRICS, summarize
-from .overlay import montage, pick_slices, render_slices
+from .io import atomic_path
+from .overlay import montage, pick_slices, render_slices, tile
 
 COLORS = {"tp": (0, 158, 115), "fp": (213, 94, 0), "fn": (86, 180, 233)}
 LEGEND = {"tp": "agreement (true positive)", "fp": "prediction only (false positive)",
@@ -56,14 +56,7 @@ def _montage_png(image, p, r, count: int = 6, columns: int = 3, max_width: int =
 
     slices = pick_slices([p, r], p.shape[0], count)
     sub = np.zeros((len(slices),) + p.shape[1:], np.float32) if image is None else np.asarray(image)[slices]
-    tiles = render_slices(sub, _layers(p[slices], r[slices]), range(len(slices)))
-    columns = min(len(tiles), columns)
-    rows = math.ceil(len(tiles) / columns)
-    h, w = tiles[0].shape[:2]
-    canvas = np.zeros((rows * h, columns * w, 3), dtype=np.uint8)
-    for n, tile in enumerate(tiles):
-        y, x = divmod(n, columns)
-        canvas[y * h:(y + 1) * h, x * w:(x + 1) * w] = tile
+    canvas = tile(render_slices(sub, _layers(p[slices], r[slices]), range(len(slices))), columns)
     img = Image.fromarray(canvas)
     if img.width < max_width // 2:                     # small grids: enlarge, keeping voxels crisp
         f = max_width // 2 // img.width
@@ -227,16 +220,8 @@ def render_html(rows, image, pred_masks, ref_masks, timings=None, title: str = "
 
 
 def _write_atomic(path: str, data: bytes):
-    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".part", dir=os.path.dirname(path) or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
 
 
 def write_report(directory: str, rows, image, pred_masks: dict, ref_masks: dict, timings: dict | None = None,

@@ -3,6 +3,7 @@ the whole-volume apply through the Segment Editor logic (against vtkImageThresho
 import numpy as np
 
 from common import best_time, synthetic_ct
+from common import vtk_threshold as common_vtk_threshold
 
 
 def _oblique_xy_to_ras(ijk_to_ras, spacing, k, degrees=20.0):
@@ -53,16 +54,7 @@ def run(report):
     logic.GetSegmentEditorNode().SetSelectedSegmentID(segment_id)
     params = ThresholdParameters(lower=400, upper=3071)
 
-    vtk_filter = vtk.vtkImageThreshold()
-    vtk_filter.SetInputData(image)
-    vtk_filter.ThresholdBetween(400, 3071)
-    vtk_filter.SetInValue(1)
-    vtk_filter.SetOutValue(0)
-    vtk_filter.SetOutputScalarTypeToUnsignedChar()
-
-    def vtk_threshold():
-        vtk_filter.Modified()
-        vtk_filter.Update()
+    vtk_threshold = common_vtk_threshold(image, 400, 3071)
 
     def slicer_threshold_apply():
         """What Slicer's Threshold effect's Apply does (SegmentEditorThresholdEffect.onApply)."""

@@ -3,11 +3,10 @@ against vtkImageThreshold alone and a bare numpy range test."""
 import numpy as np
 
 from common import best_time, synthetic_ct
+from common import vtk_threshold as common_vtk_threshold
 
 
 def run(report):
-    import vtk
-    from vtk.util import numpy_support
 
     from MedSegCore import mrml, segment_ops, threshold
     from MedSegCore.geometry import Geometry
@@ -24,16 +23,7 @@ def run(report):
         segment_ops.apply_threshold(volume, params, seg, replace=True)
 
     image = volume.GetImageData()
-    vtk_filter = vtk.vtkImageThreshold()
-    vtk_filter.SetInputData(image)
-    vtk_filter.ThresholdBetween(400, 3071)
-    vtk_filter.SetInValue(1)
-    vtk_filter.SetOutValue(0)
-    vtk_filter.SetOutputScalarTypeToUnsignedChar()
-
-    def vtk_threshold():
-        vtk_filter.Modified()
-        vtk_filter.Update()
+    vtk_threshold = common_vtk_threshold(image, 400, 3071)
 
     def numpy_threshold():
         return (ct >= 400) & (ct <= 3071)
@@ -46,4 +36,3 @@ def run(report):
         lambda: mrml.write_segment(seg, mask, geometry, "Bone", replace=True), repeat=5),
         "vtkImageThreshold alone", best_time(vtk_threshold))
     scene.Clear(False)
-    del numpy_support

@@ -43,3 +43,22 @@ def synthetic_ct(shape=(300, 512, 512), seed: int = 0) -> np.ndarray:
     vol[np.broadcast_to(aorta, shape)] = 300
     vol += rng.normal(0, 20, size=shape).astype(np.int16)
     return vol
+
+
+def vtk_threshold(image, lower: float, upper: float):
+    """A callable running ``vtkImageThreshold`` (lower..upper -> 1, else 0, unsigned char) on a
+    vtkImageData: the baseline of the threshold benchmarks."""
+    import vtk
+
+    f = vtk.vtkImageThreshold()
+    f.SetInputData(image)
+    f.ThresholdBetween(lower, upper)
+    f.SetInValue(1)
+    f.SetOutValue(0)
+    f.SetOutputScalarTypeToUnsignedChar()
+
+    def run():
+        f.Modified()
+        f.Update()
+    return run
+
