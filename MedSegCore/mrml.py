@@ -87,25 +87,28 @@ def read_volume_node(path: str, name: str | None = None, series_uid: str | None 
     return add_volume_node(array, geometry, name)
 
 
-def oriented_image(mask: np.ndarray, geometry: Geometry):
-    """``vtkOrientedImageData`` (unsigned char, owned by VTK) holding a copy of a KJI mask."""
+def new_labelmap(geometry: Geometry):
+    """(``vtkOrientedImageData`` of unsigned char owned by VTK, a bool KJI numpy view of its
+    voxels): compute a mask straight into the labelmap a segment will hold."""
     import vtk
     from vtk.util import numpy_support
 
     slicer = _slicer()
-    if mask.shape != geometry.shape:
-        raise ParameterError(f"mask shape {mask.shape} does not match volume shape {geometry.shape}")
     image = slicer.vtkOrientedImageData()
     image.SetDimensions(*geometry.size)
     image.SetImageToWorldMatrix(_vtk_matrix(geometry.ijk_to_ras()))
     scalars = vtk.vtkUnsignedCharArray()
     scalars.SetNumberOfTuples(int(np.prod(geometry.shape)))
-    buffer = numpy_support.vtk_to_numpy(scalars).reshape(geometry.shape)
-    if mask.dtype == bool:
-        np.copyto(buffer, mask.view(np.uint8))        # one copy, straight into VTK's memory
-    else:
-        np.copyto(buffer, mask, casting="unsafe")
     image.GetPointData().SetScalars(scalars)
+    return image, numpy_support.vtk_to_numpy(scalars).reshape(geometry.shape).view(bool)
+
+
+def oriented_image(mask: np.ndarray, geometry: Geometry):
+    """``vtkOrientedImageData`` (unsigned char, owned by VTK) holding a copy of a KJI mask."""
+    if mask.shape != geometry.shape:
+        raise ParameterError(f"mask shape {mask.shape} does not match volume shape {geometry.shape}")
+    image, view = new_labelmap(geometry)
+    np.copyto(view, np.asarray(mask) != 0 if mask.dtype != bool else mask)
     return image
 
 
@@ -149,7 +152,7 @@ def segment_names(segmentation_node) -> list:
 
 
 def write_segment(segmentation_node, mask: np.ndarray, geometry: Geometry, name: str, color=None,
-                  replace: bool = False, terminology: str | None = None) -> str:
+                  replace: bool = False, terminology: str | None = None, labelmap=None) -> str:
     """Write a boolean KJI mask on ``geometry`` as the segment ``name``; returns its ID.
 
     A segment of that name that already exists is an error unless ``replace`` is set, in which
@@ -170,7 +173,9 @@ def write_segment(segmentation_node, mask: np.ndarray, geometry: Geometry, name:
     if terminology:
         segmentation.GetSegment(segment_id).SetTag(segmentation.GetSegment(segment_id).GetTerminologyEntryTagName(),
                                                    terminology)
-    _set_segment_labelmap(segmentation_node, segment_id, oriented_image(mask, geometry))
+    if labelmap is None:
+        labelmap = oriented_image(mask, geometry)
+    _set_segment_labelmap(segmentation_node, segment_id, labelmap)
     return segment_id
 
 

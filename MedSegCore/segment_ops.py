@@ -57,7 +57,13 @@ def apply_threshold(volume_node, params: threshold.ThresholdParameters, segmenta
     import slicer
 
     array, geometry = mrml.volume_array(volume_node)
-    results = threshold.segment(array, geometry.spacing, params, roi)
+    buffers = []           # threshold straight into the labelmaps the segments will hold
+
+    def allocate():
+        buffers.append(mrml.new_labelmap(geometry))
+        return buffers[-1][1]
+    results = threshold.segment(array, geometry.spacing, params, roi, allocate)
+    images = {id(view): image for image, view in buffers}
     if segmentation_node is not None and not replace:
         clash = [r.name for r in results if mrml.segment_id_by_name(segmentation_node, r.name)]
         if clash:
@@ -69,7 +75,8 @@ def apply_threshold(volume_node, params: threshold.ThresholdParameters, segmenta
     try:
         with slicer.util.NodeModify(segmentation_node):
             for r in results:
-                mrml.write_segment(segmentation_node, r.mask, geometry, r.name, r.color, replace)
+                mrml.write_segment(segmentation_node, r.mask, geometry, r.name, r.color, replace,
+                                   labelmap=images.get(id(r.mask)))
     except Exception:
         if created:
             slicer.mrmlScene.RemoveNode(segmentation_node)

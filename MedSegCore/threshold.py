@@ -55,16 +55,25 @@ class SegmentResult:
 
 
 def threshold_mask(array: np.ndarray, lower: float, upper: float, invert: bool = False,
-                   roi: np.ndarray | None = None) -> np.ndarray:
-    """Boolean mask of ``lower <= array <= upper`` (or outside it if ``invert``), within ``roi``."""
+                   roi: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    """Boolean mask of ``lower <= array <= upper`` (or outside it if ``invert``), within ``roi``.
+
+    Works in blocks of slices with one small scratch buffer (one pass over memory instead of
+    three full-size temporaries); ``out`` may be a preallocated bool array (e.g. VTK's memory)."""
     if lower > upper:
         raise ParameterError(f"lower threshold {lower:g} is above upper threshold {upper:g}")
-    mask = np.greater_equal(array, lower)
-    mask &= np.less_equal(array, upper)
-    if invert:
-        np.logical_not(mask, out=mask)
-    if roi is not None:
-        mask &= roi
+    mask = np.empty(array.shape, bool) if out is None else out
+    step = max(1, (1 << 20) // max(1, array[0].size))          # about 1 MB of voxels per block
+    scratch = np.empty((step,) + array.shape[1:], bool)
+    for k in range(0, array.shape[0], step):
+        block, tmp = mask[k:k + step], scratch[:min(step, array.shape[0] - k)]
+        np.greater_equal(array[k:k + step], lower, out=block)
+        np.less_equal(array[k:k + step], upper, out=tmp)
+        block &= tmp
+        if invert:
+            np.logical_not(block, out=block)
+        if roi is not None:
+            block &= roi[k:k + step]
     return mask
 
 
@@ -123,9 +132,11 @@ def resolve_ranges(array: np.ndarray, params: ThresholdParameters, roi=None) -> 
     return [(base or "Threshold", lo, hi, params.color)]
 
 
-def segment(array: np.ndarray, spacing, params: ThresholdParameters, roi: np.ndarray | None = None) -> list:
+def segment(array: np.ndarray, spacing, params: ThresholdParameters, roi: np.ndarray | None = None,
+            allocate=None) -> list:
     """Run the threshold described by ``params`` on a KJI ``array`` (``spacing`` I, J, K mm),
     inside ``roi`` if given.  Returns one :class:`SegmentResult` per output segment.
+    ``allocate()`` may supply each output bool array (e.g. a view of a VTK labelmap's memory).
 
     An empty result raises :class:`EmptyResultError` unless ``params.allow_empty``."""
     if array.ndim != 3:
@@ -137,7 +148,7 @@ def segment(array: np.ndarray, spacing, params: ThresholdParameters, roi: np.nda
     voxel_ml = float(np.prod(spacing)) / 1000.0
     results = []
     for name, lo, hi, color in resolve_ranges(array, params, roi):
-        mask = threshold_mask(array, lo, hi, params.invert, roi)
+        mask = threshold_mask(array, lo, hi, params.invert, roi, out=allocate() if allocate else None)
         if params.cleanup.any():
             c = params.cleanup
             mask = cleanup.clean(mask, spacing, c.largest_component, c.min_size_mm3, c.fill_holes, c.per_slice)
