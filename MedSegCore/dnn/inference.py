@@ -194,8 +194,11 @@ def run_inference(network, data, roi_size, *, overlap: float = 0.25, sw_batch_si
             if _module_device(network) not in (None, sw_dev):
                 network.to(sw_dev)
             pred = _Predictor(network, total, progress, cancel, sw_dev.type == "cuda", out_channels)
+            # With windows and stitching on the same accelerator, move the input there once instead
+            # of copying every window from host memory.
+            xin = x.to(sw_dev) if sw_dev == out_dev else x
             with torch.inference_mode():
-                y = sliding_window_inference(x, roi_size, batch, pred, overlap=overlap, mode=blend,
+                y = sliding_window_inference(xin, roi_size, batch, pred, overlap=overlap, mode=blend,
                                              sw_device=sw_dev, device=out_dev)
                 y = y[0] if isinstance(y, (list, tuple)) else y
                 if activation == "softmax":
