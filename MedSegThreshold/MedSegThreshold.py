@@ -62,6 +62,8 @@ class MedSegThresholdParameterNode:
     invert: bool = False
     maskSegmentation: vtkMRMLSegmentationNode
     maskSegmentName: str = ""
+    maskFile: str = ""
+    copyMaskAsSegment: bool = False
     largestComponent: bool = False
     minSizeMm3: Annotated[float, WithinRange(0, 1e9)] = 0.0
     fillHoles: bool = False
@@ -132,7 +134,7 @@ class MedSegThresholdWidget(ScriptedLoadableModuleWidget, VTKObservationMixin): 
             output, results = self.logic.apply(
                 p.inputVolume, self.logic.parametersFromNode(p), p.outputSegmentation,
                 maskSegmentation=p.maskSegmentation, maskSegmentName=p.maskSegmentName or None,
-                replace=p.replaceExisting)
+                maskFile=p.maskFile or None, copyMask=p.copyMaskAsSegment, replace=p.replaceExisting)
             p.outputSegmentation = output
             self.ui.resultLabel.text = "\n".join(
                 f"{r.name}: {r.lower:g} .. {r.upper:g} → {r.voxels} voxels, {r.volume_ml:.2f} mL" for r in results)
@@ -155,11 +157,12 @@ class MedSegThresholdLogic(ScriptedLoadableModuleLogic):  # noqa: F405
             cleanup=threshold.CleanupOptions(p.largestComponent, p.minSizeMm3, p.fillHoles, p.perSlice))
 
     def apply(self, volumeNode, params: threshold.ThresholdParameters, segmentationNode=None,
-              maskSegmentation=None, maskSegmentName=None, maskFile=None, replace=False):
+              maskSegmentation=None, maskSegmentName=None, maskFile=None, copyMask=False, replace=False):
         """Threshold ``volumeNode`` into ``segmentationNode`` (a new node if None).
 
         The region of interest is a segment of ``maskSegmentation`` (all its segments if no name)
-        or a mask file; only the written segments change.  Returns (segmentation node, results)."""
+        or a mask file; ``copyMask`` also writes the mask in as segment "Mask".  Only the written
+        segments change.  Returns (segmentation node, results)."""
         if volumeNode is None:
             raise MedSegError("select an input volume")
         roi = None
@@ -174,7 +177,11 @@ class MedSegThresholdLogic(ScriptedLoadableModuleLogic):  # noqa: F405
         elif maskFile:
             from MedSegCore import mrml
             roi = segment_ops.mask_from_file(maskFile, mrml.geometry_of(volumeNode))
+        if copyMask and roi is None:
+            raise MedSegError("copying the mask in needs a mask segmentation or a mask file")
         segmentationNode, results = segment_ops.apply_threshold(volumeNode, params, segmentationNode, roi, replace)
+        if copyMask:
+            segment_ops.copy_mask_as_segment(volumeNode, roi, "Mask", segmentationNode, replace=replace)
         logging.info("MedSegThreshold: %s", "; ".join(f"{r.name} {r.voxels} voxels" for r in results))
         return segmentationNode, results
 
@@ -190,6 +197,8 @@ class MedSegThresholdTest(ScriptedLoadableModuleTest):  # noqa: F405
         self.test_voxel_counts_match_numpy()
         self.setUp()
         self.test_existing_segments_untouched()
+        self.setUp()
+        self.test_mask_file_and_copy()
         self.setUp()
         self.test_bad_input_leaves_scene_unchanged()
 
@@ -237,6 +246,25 @@ class MedSegThresholdTest(ScriptedLoadableModuleTest):  # noqa: F405
         with self.assertRaises(MedSegError):
             logic.apply(volume, threshold.ThresholdParameters(lower=0, upper=10, name="Low"), seg)
         self.assertTrue(np.array_equal(before, mrml.segment_array(seg, mrml.segment_id_by_name(seg, "Low"), volume)))
+
+    def test_mask_file_and_copy(self):
+        import tempfile
+
+        import numpy as np
+        from MedSegCore import io, mrml
+
+        self.delayDisplay("Threshold only inside a mask file, and copy the mask in as a segment")
+        array, geometry, volume = self._volume()
+        roi = np.zeros(geometry.shape, np.uint8)
+        roi[:, :, :20] = 1
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "roi.nii.gz")
+            io.write_volume(roi, geometry, path)
+            seg, [r] = MedSegThresholdLogic().apply(
+                volume, threshold.ThresholdParameters(lower=200, upper=700, name="Inside"), maskFile=path, copyMask=True)
+        self.assertEqual(r.voxels, int(np.count_nonzero((array >= 200) & (array <= 700) & (roi == 1))))
+        self.assertEqual(mrml.segment_names(seg), ["Inside", "Mask"])
+        self.assertTrue(np.array_equal(mrml.segment_array(seg, mrml.segment_id_by_name(seg, "Mask"), volume), roi == 1))
 
     def test_bad_input_leaves_scene_unchanged(self):
         self.delayDisplay("Bad input: clear errors, scene unchanged")

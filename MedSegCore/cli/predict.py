@@ -123,6 +123,9 @@ def _status_line(i, n, r) -> str:
 
 
 def run(args) -> int:
+    from ..dnn.dependencies import require
+
+    require("medseg predict")
     from ..dnn import PredictOptions, batch
     from ..dnn.inference import resolve_device
     from ..dnn.loading import load_model

@@ -139,6 +139,9 @@ class ProgressLine:
 
 
 def run(args) -> int:
+    from ..dnn.dependencies import require
+
+    require("medseg train")
     from ..train.engine import check_output, train
 
     cfg = config_from_args(args)

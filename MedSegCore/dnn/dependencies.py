@@ -55,6 +55,17 @@ def status(check_cuda: bool = True) -> DependencyStatus:
     return DependencyStatus(torch_version, monai_version, cuda, name)
 
 
+def require(feature: str) -> None:
+    """Raise a clear MedSegError if PyTorch or MONAI is missing (outside Slicer)."""
+    from ..errors import MedSegError
+
+    current = status(check_cuda=False)
+    if not current.ready:
+        missing = " and ".join(n for n, v in (("PyTorch", current.torch), ("MONAI", current.monai)) if v is None)
+        raise MedSegError(f"{feature} needs {missing}: install torch (the build for your GPU, or the CPU one) "
+                          "and then: pip install 'medseg[dnn]'")
+
+
 def install_in_slicer(confirm) -> DependencyStatus:
     """Install what is missing, inside Slicer.  ``confirm(text) -> bool`` asks the user first."""
     import slicer
