@@ -12,6 +12,7 @@ from MedSegCore import editor_apply, mrml
 from MedSegCore.errors import EmptyResultError, ParameterError
 from MedSegCore.geometry import Geometry
 from MedSegCore.threshold import CleanupOptions, ThresholdParameters
+from effect_standin import LogicBackedScriptedEffect
 
 SHAPE = (8, 12, 14)                       # K, J, I
 SPACING = (0.8, 0.9, 2.0)                 # I, J, K mm
@@ -200,48 +201,10 @@ def test_new_segment_when_none_selected(ed):
     assert np.array_equal(ed.mask(res.segment_id), ed.array >= 150)
 
 
-def _logic_mode(index):
-    s = slicer.vtkSlicerSegmentEditorLogic
-    return [s.ModificationModeSet, s.ModificationModeAdd, s.ModificationModeRemove, s.ModificationModeRemoveAll][index]
-
-
-class FakeScriptedEffect:
-    """What qSlicerSegmentEditorAbstractEffect does in Slicer 5.10, forwarding to the editor logic
-    (modifySegmentByLabelmap -> Logic->ModifySegmentByLabelmap(..., perSegment(), bypassMasking))."""
-
-    def __init__(self, logic):
-        self.logic, self.calls = logic, []
-
-    def parameterSetNode(self):
-        return self.logic.GetSegmentEditorNode()
-
-    def sourceVolumeImageData(self):
-        return self.logic.GetAlignedSourceVolume() if self.logic.UpdateAlignedSourceVolume() else None
-
-    def maskLabelmap(self):
-        return self.logic.GetMaskLabelmap() if self.logic.UpdateMaskLabelmap() else None
-
-    def saveStateForUndo(self):
-        self.calls.append("saveStateForUndo")
-        self.logic.SaveStateForUndo()
-
-    def modifySegmentByLabelmap(self, node, segment_id, labelmap, mode, bypass=False):
-        self.calls.append("modifySegmentByLabelmap")
-        mode = _logic_mode(mode)   # C++: static_cast<vtkSlicerSegmentEditorLogic::ModificationMode>
-        self.logic.ModifySegmentByLabelmap(node, segment_id, labelmap, mode, True, bypass)
-
-    def modifySelectedSegmentByLabelmap(self, labelmap, mode, extent, bypass=False):
-        self.calls.append("modifySelectedSegmentByLabelmap")
-        node = self.parameterSetNode()
-        mode = _logic_mode(mode)
-        self.logic.ModifySegmentByLabelmap(node.GetSegmentationNode(), node.GetSelectedSegmentID(), labelmap,
-                                           mode, extent, True, bypass)
-
-
 def test_effect_route_writes_what_the_logic_route_writes(ed):
     ed.node.SetMaskMode(slicer.vtkMRMLSegmentationNode.EditAllowedInsideSingleSegment)
     ed.node.SetMaskSegmentID(ed.other)
-    fake = FakeScriptedEffect(ed.logic)
+    fake = LogicBackedScriptedEffect(ed.logic)
     params = ThresholdParameters(lower=50, upper=150)
     editor_apply.apply_threshold(editor_apply.EffectTarget(fake), params, "slice", 3)
     via_effect = ed.mask(ed.target)

@@ -18,6 +18,7 @@ import slicer
 
 from MedSegCore import editor_apply, mrml
 from MedSegCore.geometry import Geometry
+from effect_standin import LogicBackedScriptedEffect
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIB = os.path.join(ROOT, "MedSegThreshold", "SegmentEditorMedSegThresholdLib")
@@ -29,54 +30,6 @@ class AbstractScriptedSegmentEditorEffect:
 
     def __init__(self, scriptedEffect):
         self.scriptedEffect = scriptedEffect
-
-
-class FakeScriptedEffect:
-    """qSlicerSegmentEditorScriptedEffect as the effect sees it: properties, effect parameters,
-    and the editing calls forwarded to a vtkSlicerSegmentEditorLogic as the C++ base class does."""
-
-    def __init__(self, logic=None):
-        self.name, self.title, self.requireSegments, self.logic, self.params = "", "", True, logic, {}
-
-    def setParameterDefault(self, name, value):
-        self.params.setdefault(name, str(value))
-
-    def setParameter(self, name, value):
-        self.params[name] = str(value)
-
-    def parameter(self, name):
-        return self.params.get(name, "")
-
-    def integerParameter(self, name):
-        return int(float(self.params.get(name, 0)))
-
-    def doubleParameter(self, name):
-        return float(self.params.get(name, 0))
-
-    def parameterSetNode(self):
-        return self.logic.GetSegmentEditorNode()
-
-    def sourceVolumeImageData(self):
-        return self.logic.GetAlignedSourceVolume() if self.logic.UpdateAlignedSourceVolume() else None
-
-    def maskLabelmap(self):
-        return self.logic.GetMaskLabelmap() if self.logic.UpdateMaskLabelmap() else None
-
-    def saveStateForUndo(self):
-        self.logic.SaveStateForUndo()
-
-    @staticmethod
-    def _mode(index):
-        s = slicer.vtkSlicerSegmentEditorLogic
-        return [s.ModificationModeSet, s.ModificationModeAdd, s.ModificationModeRemove, s.ModificationModeRemoveAll][index]
-
-    def modifySegmentByLabelmap(self, node, segment_id, labelmap, mode, bypass=False):
-        self.logic.ModifySegmentByLabelmap(node, segment_id, labelmap, self._mode(mode), True, bypass)
-
-    def modifySelectedSegmentByLabelmap(self, labelmap, mode, extent=(0, -1, 0, -1, 0, -1), bypass=False):
-        node = self.parameterSetNode()
-        self.logic.ModifySegmentByLabelmap(node.GetSegmentationNode(), node.GetSelectedSegmentID(), labelmap,
-                                           self._mode(mode), list(extent), True, bypass)
 
 
 @pytest.fixture
@@ -93,7 +46,7 @@ def effect_module(monkeypatch):
 
 
 def test_effect_sets_stable_name(effect_module):
-    fake = FakeScriptedEffect()
+    fake = LogicBackedScriptedEffect()
     effect = effect_module.SegmentEditorEffect(fake)
     assert fake.name == "MedSeg Threshold"
     assert fake.title == "MedSeg Threshold" and fake.requireSegments is False
@@ -136,7 +89,7 @@ def test_effect_apply_writes_through_the_editor_logic(effect_module):
     array, seg, volume, logic = _scene()
     segment_id = seg.GetSegmentation().AddEmptySegment("", "Target", [1, 0, 0])
     logic.GetSegmentEditorNode().SetSelectedSegmentID(segment_id)
-    fake = FakeScriptedEffect(logic)
+    fake = LogicBackedScriptedEffect(logic)
     effect = effect_module.SegmentEditorEffect(fake)
     effect.setMRMLDefaults()
     fake.setParameter("MinimumThreshold", 0)
