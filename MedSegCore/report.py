@@ -164,7 +164,7 @@ def _timings_table(timings) -> str:
     return f'<table id="timings"><thead><tr><th>Step</th><th>Seconds</th></tr></thead><tbody>{body}</tbody></table>'
 
 
-def _figures(rows, image, pred_masks, ref_masks) -> str:
+def _figures(rows, image, pred_masks, ref_masks, case) -> str:
     e = html.escape
     legend = "".join(f'<span class="swatch" style="background:rgb{COLORS[k]}"></span>{LEGEND[k]} '
                      for k in ("tp", "fp", "fn"))
@@ -172,8 +172,7 @@ def _figures(rows, image, pred_masks, ref_masks) -> str:
     if image is not None:
         image = np.asarray(image)
         image = image[None] if image.ndim == 2 else image
-    first_case = rows[0].case
-    for n, r in enumerate(row for row in rows if row.case == first_case):
+    for n, r in enumerate(row for row in rows if row.case == case):
         title = e(r.segment) + ("" if r.pred_segment == r.segment else f" (prediction: {e(r.pred_segment)})")
         out.append(f'<section class="segment"><h3>{title}</h3>')
         if r.pred_segment in pred_masks and r.segment in ref_masks:
@@ -200,7 +199,8 @@ figure{margin:6px 0}img{max-width:100%;image-rendering:pixelated}.segment{margin
 .line{fill:none;stroke:#0072b2;stroke-width:1.5}.point{fill:#0072b2}"""
 
 
-def render_html(rows, image, pred_masks, ref_masks, timings=None, title: str = "Evaluation against ground truth") -> str:
+def render_html(rows, image, pred_masks, ref_masks, timings=None, title: str = "Evaluation against ground truth",
+                figure_case=None, summary: bool = True) -> str:
     """The report's HTML text (see :func:`write_report`)."""
     rows = list(rows)
     if not rows:
@@ -209,10 +209,14 @@ def render_html(rows, image, pred_masks, ref_masks, timings=None, title: str = "
     parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
              f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
              "<h2>Metrics</h2>", _metric_table(rows)]
-    if len(cases) > 1:
+    if len(cases) > 1 and summary:
         parts += [f"<h2>Mean &plusmn; sd over {len(cases)} cases</h2>", _summary_table(rows)]
-    head = f" ({html.escape(cases[0])})" if len(cases) > 1 and cases[0] else ""
-    parts += [f"<h2>Disagreement and per-slice Dice{head}</h2>", _figures(rows, image, pred_masks or {}, ref_masks or {}),
+    case = cases[0] if figure_case is None else figure_case
+    if case not in cases:
+        raise ParameterError(f"no rows for case {case!r}; cases: {', '.join(map(str, cases))}")
+    head = f" ({html.escape(str(case))})" if len(cases) > 1 and case else ""
+    parts += [f"<h2>Disagreement and per-slice Dice{head}</h2>",
+              _figures(rows, image, pred_masks or {}, ref_masks or {}, case),
               "<h2>Timings</h2>", _timings_table(timings),
               '<p class="note">HD95 as MONAI (larger of the two directed 95th percentiles), ASSD symmetric; '
               "&mdash; means undefined because a mask is empty (see the note column).</p></body></html>"]
@@ -225,15 +229,16 @@ def _write_atomic(path: str, data: bytes):
 
 
 def write_report(directory: str, rows, image, pred_masks: dict, ref_masks: dict, timings: dict | None = None,
-                 title: str = "Evaluation against ground truth") -> str:
+                 title: str = "Evaluation against ground truth", figure_case=None, summary: bool = True) -> str:
     """Write ``directory/index.html`` (self-contained) and return its path.
 
-    ``rows``: :class:`~MedSegCore.metrics.SegmentMetrics` (several cases add a mean ± sd table;
-    figures are drawn for the first case).  ``pred_masks`` is keyed by ``row.pred_segment``,
+    ``rows``: :class:`~MedSegCore.metrics.SegmentMetrics` (several cases add a mean ± sd table
+    unless ``summary`` is False; figures are drawn for ``figure_case``, default the first case,
+    whose masks ``pred_masks``/``ref_masks`` must be).  ``pred_masks`` is keyed by ``row.pred_segment``,
     ``ref_masks`` by ``row.segment``; ``image`` (KJI, or None for black) is the greyscale under
     the overlays; ``timings`` maps step names to seconds.  The whole page is built in memory and
     written atomically, so a failure leaves any previous report untouched."""
-    text = render_html(rows, image, pred_masks, ref_masks, timings, title)
+    text = render_html(rows, image, pred_masks, ref_masks, timings, title, figure_case, summary)
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, "index.html")
     _write_atomic(path, text.encode("utf-8"))

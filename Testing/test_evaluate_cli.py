@@ -77,6 +77,7 @@ def test_folders_summary_overlay_and_report(tmp_path, capsys):
     assert report.COLORS["tp"] != report.COLORS["fp"] != report.COLORS["fn"]
     html = open(tmp_path / "rep" / "index.html", encoding="utf-8").read()
     assert "<table" in html and "data:image/png;base64" in html
+    assert "Disagreement and per-slice Dice (c)" in html        # figures of the case whose masks are drawn
 
 
 def test_errors(tmp_path, capsys):

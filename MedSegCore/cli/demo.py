@@ -102,7 +102,8 @@ def run(args) -> int:
     pred_masks = {f"{n}": (last * right) == v for v, n in sample.NAMES.items()}
     ref_masks = {f"{n}": (ref * right) == v for v, n in sample.NAMES.items()}
     path = report.write_report(os.path.join(out, "report"), rows, t1, pred_masks, ref_masks, timings,
-                               title="MedSeg demo: MNI152 grey and white matter, right hemisphere")
+                               title="MedSeg demo: MNI152 grey and white matter, right hemisphere",
+                               figure_case=list(results)[-1], summary=False)
     log.info("wrote %s (overlays show %s)", path, list(results)[-1])
     log.info("all results are in %s/", out)
     return 0

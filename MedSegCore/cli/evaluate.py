@@ -125,7 +125,7 @@ def run(args) -> int:
             log.info("wrote %s", args.overlay)
         if args.report:
             os.makedirs(args.report, exist_ok=True)
-            path = report.write_report(args.report, rows, image, pred_masks, ref_masks,
-                                       timings, title="MedSeg evaluation")
+            path = report.write_report(args.report, rows, image, pred_masks, ref_masks, timings,
+                                       title="MedSeg evaluation", figure_case=case_rows[0].case)
             log.info("wrote %s", path)
     return 0
