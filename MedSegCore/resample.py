@@ -7,20 +7,26 @@ from .geometry import Geometry, to_sitk
 
 
 def resample(array: np.ndarray, source: Geometry, target: Geometry, interpolation: str = "nearest",
-             default: float = 0) -> np.ndarray:
-    """Resample a KJI ``array`` on ``source`` onto ``target`` ('nearest' for labels, 'linear' for
-    intensities).  Voxels of ``target`` outside ``source`` get ``default``."""
+             default: float = 0, extrapolate: bool = False) -> np.ndarray:
+    """Resample a KJI ``array`` on ``source`` onto ``target``: 'nearest' keeps the dtype (labels),
+    'linear' gives float32 (intensities).  Voxels of ``target`` outside ``source`` get ``default``,
+    or with ``extrapolate`` the nearest source voxel's value.  The same grid returns ``array``."""
+    if source.same_grid(target):
+        return np.asarray(array)
     import SimpleITK as sitk
 
-    if source.same_grid(target, tol=1e-6):
-        return np.asarray(array).copy()
     modes = {"nearest": sitk.sitkNearestNeighbor, "linear": sitk.sitkLinear}
     if interpolation not in modes:
         raise ValueError(f"unknown interpolation '{interpolation}'; use one of {', '.join(modes)}")
-    src = to_sitk(np.asarray(array), source)
-    ref = to_sitk(np.zeros(target.shape, dtype=np.uint8), target)
-    out = sitk.Resample(src, ref, sitk.Transform(), modes[interpolation], float(default), src.GetPixelID())
-    return sitk.GetArrayFromImage(out)
+    src = np.asarray(array, dtype=np.float32) if interpolation == "linear" else np.asarray(array)
+    image = to_sitk(np.ascontiguousarray(src), source)
+    f = sitk.ResampleImageFilter()
+    f.SetReferenceImage(to_sitk(np.zeros(target.shape, dtype=np.uint8), target))
+    f.SetInterpolator(modes[interpolation])
+    f.SetDefaultPixelValue(float(default))
+    f.SetUseNearestNeighborExtrapolator(extrapolate)
+    f.SetOutputPixelType(image.GetPixelID())
+    return sitk.GetArrayFromImage(f.Execute(image))
 
 
 def overlaps(source: Geometry, target: Geometry) -> bool:

@@ -76,17 +76,9 @@ def target_grid(geometry: Geometry, spacing) -> Geometry:
 def resample(array: np.ndarray, source: Geometry, target: Geometry, linear: bool = True) -> np.ndarray:
     """``array`` on ``source`` resampled onto ``target`` (float32 linear, or nearest keeping dtype);
     points just outside the source take the nearest voxel's value."""
-    import SimpleITK as sitk
+    from ..resample import resample as resample_grid
 
-    if source.same_grid(target):
-        return np.asarray(array)
-    f = sitk.ResampleImageFilter()
-    f.SetReferenceImage(to_sitk(np.zeros(target.shape, np.uint8), target))
-    f.SetInterpolator(sitk.sitkLinear if linear else sitk.sitkNearestNeighbor)
-    f.SetUseNearestNeighborExtrapolator(True)
-    src = np.asarray(array, dtype=np.float32) if linear else np.asarray(array)
-    f.SetOutputPixelType(sitk.sitkFloat32 if linear else sitk.GetImageFromArray(src[:1, :1, :1]).GetPixelID())
-    return sitk.GetArrayFromImage(f.Execute(to_sitk(np.ascontiguousarray(src), source)))
+    return resample_grid(array, source, target, "linear" if linear else "nearest", extrapolate=True)
 
 
 def normalize(array: np.ndarray, kind: str, params: dict) -> np.ndarray:
