@@ -169,6 +169,9 @@ class LogicTarget:
             raise InputError("the editable area could not be computed")
         return self.logic.GetMaskLabelmap()
 
+    def modifier(self):
+        return self.logic.GetModifierLabelmap() if self.logic.ResetModifierLabelmapToDefault() else None
+
     def save_state(self):
         self.logic.SaveStateForUndo()
 
@@ -206,6 +209,9 @@ class EffectTarget:
         if mask is None:
             raise InputError("the editable area could not be computed")
         return mask
+
+    def modifier(self):
+        return self.effect.defaultModifierLabelmap()
 
     def save_state(self):
         self.effect.saveStateForUndo()
@@ -279,11 +285,38 @@ class _Planned:
     color: tuple | None
     mask: np.ndarray          # threshold result on the written region (whole grid or one slice)
     voxels: int
+    extent: list | None = None    # IJK extent of the result's voxels (whole-volume scope; None: empty)
+    labelmap: object = None       # the editor's modifier labelmap when ``mask`` is a view of its memory
+
+
+def _modifier_scratch(target, source):
+    """The editor's modifier labelmap, cleared, and a bool view of its memory, when it lies on
+    ``source``'s grid; else (None, None).  Reusing it, as Slicer's Threshold effect does, spares a
+    fresh whole-volume allocation per apply."""
+    import vtk
+    import slicer
+
+    labelmap = target.modifier()
+    if (labelmap is None or tuple(labelmap.GetExtent()) != tuple(source.GetExtent())
+            or labelmap.GetScalarType() != vtk.VTK_UNSIGNED_CHAR
+            or not slicer.vtkOrientedImageDataResample.DoGeometriesMatch(labelmap, source)):
+        return None, None
+    return labelmap, image_array(labelmap).view(bool)
+
+
+def box_extent(box, extent) -> list | None:
+    """IJK extent of a KJI bounding box (tuple of slices, :func:`threshold.bounding_box`) of an
+    array whose own IJK extent is ``extent``; None for None (no voxels)."""
+    if box is None:
+        return None
+    k, j, i = box
+    return [extent[0] + i.start, extent[0] + i.stop - 1, extent[2] + j.start, extent[2] + j.stop - 1,
+            extent[4] + k.start, extent[4] + k.stop - 1]
 
 
 def plan(target, params: threshold.ThresholdParameters, scope: str = "volume", slice_index=None,
          slice_axis: int = 2):
-    """Compute every labelmap :func:`apply_threshold` would write; touches nothing.
+    """Compute every labelmap :func:`apply_threshold` would write; touches nothing in the scene.
 
     Returns (source image, region index, editable mask on the region or None, [_Planned])."""
     if scope not in ("volume", "slice"):
@@ -302,19 +335,67 @@ def plan(target, params: threshold.ThresholdParameters, scope: str = "volume", s
     if editable is not None and not editable.any() and not params.allow_empty:
         raise EmptyResultError("the editable area (masking settings) is empty here; nothing was written")
     cleanup = replace(params.cleanup, per_slice=params.cleanup.per_slice and scope == "volume")
+    ranges = threshold.resolve_ranges(array, params)
+    scratch_labelmap, scratch = None, None
+    if scope == "volume" and len(ranges) == 1:
+        scratch_labelmap, scratch = _modifier_scratch(target, source)
     planned = []
-    for name, lo, hi, color in threshold.resolve_ranges(array, params):
+    for name, lo, hi, color in ranges:
         one = threshold.ThresholdParameters(lower=lo, upper=hi, invert=params.invert, cleanup=cleanup,
                                             name=name, allow_empty=True)
-        mask = threshold.segment(array[region], spacing, one)[0].mask
-        written = int(np.count_nonzero(mask if editable is None else mask & editable))
+        allocate = (lambda: scratch) if scratch is not None else None
+        result = threshold.segment(array[region], spacing, one, allocate=allocate)[0]
+        mask = result.mask
+        written = result.voxels if editable is None else int(np.count_nonzero(mask & editable))
         if written == 0 and not params.allow_empty:
             where = " inside the editable area" if editable is not None else ""
             side = "outside" if params.invert else "within"
             raise EmptyResultError(f"no voxel {side} {lo:g} .. {hi:g}{where}"
                                    f"{' in this slice' if scope == 'slice' else ''}; nothing was written")
-        planned.append(_Planned(name, lo, hi, color, mask, written))
+        extent = box_extent(result.box, source.GetExtent()) if scope == "volume" else None
+        planned.append(_Planned(name, lo, hi, color, mask, written, extent,
+                                scratch_labelmap if mask is scratch else None))
     return source, region, editable, planned
+
+
+def _segment_extent(target, segment_id, source) -> list | None:
+    """IJK extent (on ``source``'s grid) holding all voxels of ``segment_id``'s labelmap layer;
+    None if the layer is empty, ``source``'s whole extent if the layer lies on another grid."""
+    import slicer
+
+    segment = target.segmentation_node.GetSegmentation().GetSegment(segment_id)
+    name = slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName()
+    layer = segment.GetRepresentation(name) if segment is not None else None
+    if layer is None:
+        return None
+    resample = slicer.vtkOrientedImageDataResample
+    if not resample.DoGeometriesMatch(layer, source):
+        return list(source.GetExtent())
+    e = [0, -1, 0, -1, 0, -1]
+    return e if resample.CalculateEffectiveExtent(layer, e) else None
+
+
+def _volume_labelmap(target, segment_id, source, p: _Planned, masked: bool):
+    """The modifier labelmap for a whole-volume Set of ``p``, cropped to the voxels it sets.
+
+    Slicer's ModifySegmentByLabelmap (Set) clears the whole segment and merges the modifier back,
+    so a modifier cropped to the result's extent writes the same segment and skips most of the
+    merge work.  With an editable area, Slicer keeps the segment's voxels outside it only within
+    the modifier's extent, so the crop then also covers the segment's current voxels."""
+    full = list(source.GetExtent())
+    extent = p.extent
+    if masked:
+        current = _segment_extent(target, segment_id, source)
+        if current is not None:
+            extent = current if extent is None else [
+                min(a, b) if n % 2 == 0 else max(a, b) for n, (a, b) in enumerate(zip(extent, current))]
+    if extent is None:
+        extent = full
+    extent = [max(v, full[n]) if n % 2 == 0 else min(v, full[n]) for n, v in enumerate(extent)]
+    if extent == full and p.labelmap is not None:
+        return p.labelmap
+    crop = tuple(slice(extent[2 * a] - full[2 * a], extent[2 * a + 1] - full[2 * a] + 1) for a in (2, 1, 0))
+    return new_labelmap(source, p.mask[crop], extent)
 
 
 def _region_extent(source, region):
@@ -373,10 +454,12 @@ def apply_threshold(target, params: threshold.ThresholdParameters, scope: str = 
             color = p.color or colors[(i if params.levels else segmentation.GetNumberOfSegments()) % len(colors)]
             sid = segmentation.AddEmptySegment("", p.name, [float(c) for c in color])
             created = True
-        labelmap = new_labelmap(source, p.mask, extent)
-        if scope == "volume" or created:
-            target.modify(sid, labelmap, SET, extent)
+        if scope == "volume":
+            target.modify(sid, _volume_labelmap(target, sid, source, p, editable is not None), SET)
+        elif created:
+            target.modify(sid, new_labelmap(source, p.mask, extent), SET, extent)
         else:
+            labelmap = new_labelmap(source, p.mask, extent)
             _clear(target, sid, source, region, editable)
             target.modify(sid, labelmap, ADD, extent)
         results.append(AppliedSegment(sid, segmentation.GetSegment(sid).GetName(), p.lower, p.upper,

@@ -87,28 +87,34 @@ def read_volume_node(path: str, name: str | None = None, series_uid: str | None 
     return add_volume_node(array, geometry, name)
 
 
-def new_labelmap(geometry: Geometry):
+def new_labelmap(geometry: Geometry, box=None):
     """(``vtkOrientedImageData`` of unsigned char owned by VTK, a bool KJI numpy view of its
-    voxels): compute a mask straight into the labelmap a segment will hold."""
+    voxels) on ``geometry``'s grid: the whole grid, or only ``box`` (KJI slices) with that extent."""
     import vtk
     from vtk.util import numpy_support
 
     slicer = _slicer()
     image = slicer.vtkOrientedImageData()
-    image.SetDimensions(*geometry.size)
+    box = box or tuple(slice(0, n) for n in geometry.shape)
+    k, j, i = box
+    image.SetExtent(i.start, i.stop - 1, j.start, j.stop - 1, k.start, k.stop - 1)
     image.SetImageToWorldMatrix(_vtk_matrix(geometry.ijk_to_ras()))
+    shape = [b.stop - b.start for b in box]
     scalars = vtk.vtkUnsignedCharArray()
-    scalars.SetNumberOfTuples(int(np.prod(geometry.shape)))
+    scalars.SetNumberOfTuples(int(np.prod(shape)))
     image.GetPointData().SetScalars(scalars)
-    return image, numpy_support.vtk_to_numpy(scalars).reshape(geometry.shape).view(bool)
+    return image, numpy_support.vtk_to_numpy(scalars).reshape(shape).view(bool)
 
 
-def oriented_image(mask: np.ndarray, geometry: Geometry):
-    """``vtkOrientedImageData`` (unsigned char, owned by VTK) holding a copy of a KJI mask."""
+def oriented_image(mask: np.ndarray, geometry: Geometry, box=None):
+    """``vtkOrientedImageData`` (unsigned char, owned by VTK) holding a copy of a KJI mask, or of
+    its part inside ``box`` (KJI slices holding all its voxels) with that extent: a compact result
+    (bone, vessels) is then stored, and later merged by Slicer, cropped, as Slicer stores edits."""
     if mask.shape != geometry.shape:
         raise ParameterError(f"mask shape {mask.shape} does not match volume shape {geometry.shape}")
-    image, view = new_labelmap(geometry)
-    np.copyto(view, np.asarray(mask) != 0 if mask.dtype != bool else mask)
+    image, view = new_labelmap(geometry, box)
+    part = mask[box] if box else mask
+    np.copyto(view, np.asarray(part) != 0 if part.dtype != bool else part)
     return image
 
 

@@ -57,13 +57,7 @@ def apply_threshold(volume_node, params: threshold.ThresholdParameters, segmenta
     import slicer
 
     array, geometry = mrml.volume_array(volume_node)
-    buffers = []           # threshold straight into the labelmaps the segments will hold
-
-    def allocate():
-        buffers.append(mrml.new_labelmap(geometry))
-        return buffers[-1][1]
-    results = threshold.segment(array, geometry.spacing, params, roi, allocate)
-    images = {id(view): image for image, view in buffers}
+    results = threshold.segment(array, geometry.spacing, params, roi)
     if segmentation_node is not None and not replace:
         clash = [r.name for r in results if mrml.segment_id_by_name(segmentation_node, r.name)]
         if clash:
@@ -75,8 +69,11 @@ def apply_threshold(volume_node, params: threshold.ThresholdParameters, segmenta
     try:
         with slicer.util.NodeModify(segmentation_node):
             for r in results:
+                # numpy's memory (huge pages) thresholds faster than fresh VTK memory; the copy
+                # into the segment's labelmap is cropped to the result's voxels
+                labelmap = mrml.oriented_image(r.mask, geometry, r.box)
                 mrml.write_segment(segmentation_node, r.mask, geometry, r.name, r.color, replace,
-                                   labelmap=images.get(id(r.mask)))
+                                   labelmap=labelmap)
     except Exception:
         if created:
             slicer.mrmlScene.RemoveNode(segmentation_node)

@@ -52,29 +52,89 @@ class SegmentResult:
     upper: float
     voxels: int
     volume_ml: float
+    box: tuple | None = None       # KJI bounding box (slices) of the voxels; None if empty
+
+
+_POOL = None
+_THREADS = 1
+
+
+def _pool():
+    """Threads for :func:`threshold_blocks` (numpy's comparisons release the GIL)."""
+    global _POOL, _THREADS
+    if _POOL is None:
+        import os
+        from concurrent.futures import ThreadPoolExecutor
+
+        _THREADS = max(1, min(4, os.cpu_count() or 1))
+        _POOL = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="medseg-threshold")
+    return _POOL
+
+
+def threshold_blocks(array: np.ndarray, lower: float, upper: float, invert: bool = False,
+                     roi: np.ndarray | None = None, out: np.ndarray | None = None):
+    """``lower <= array <= upper`` (or outside it if ``invert``) within ``roi``, as a boolean KJI
+    mask, with its voxel count and the KJI bounding box of its voxels (a tuple of slices, None
+    if empty), all in one pass: blocks of slices (about 1 MB of voxels each, so the count and the
+    box are taken while the block is in cache) spread over a few threads.  ``out`` may be a
+    preallocated bool array (e.g. a view of VTK's memory).  Returns (mask, count, box)."""
+    if lower > upper:
+        raise ParameterError(f"lower threshold {lower:g} is above upper threshold {upper:g}")
+    if array.ndim != 3:
+        raise ParameterError(f"threshold needs a 3D array, got shape {array.shape}")
+    mask = np.empty(array.shape, bool) if out is None else out
+    n = array.shape[0]
+    step = max(1, (1 << 20) // max(1, array[0].size))
+    starts = list(range(0, n, step))
+    workers = min(len(starts), _THREADS if _pool() else 1) if n * array[0].size >= (1 << 22) else 1
+    occupied = np.zeros(n, bool)
+
+    def work(which):
+        scratch = np.empty((step,) + array.shape[1:], bool)
+        plane, count = np.zeros(array.shape[1:], bool), 0
+        for k in starts[which::workers]:
+            block, tmp = mask[k:k + step], scratch[:min(step, n - k)]
+            np.greater_equal(array[k:k + step], lower, out=block)
+            np.less_equal(array[k:k + step], upper, out=tmp)
+            block &= tmp
+            if invert:
+                np.logical_not(block, out=block)
+            if roi is not None:
+                block &= roi[k:k + step]
+            occupied[k:k + step] = block.reshape(len(block), -1).max(axis=1)
+            count += int(np.count_nonzero(block))
+            np.logical_or.reduce(block, axis=0, out=tmp[0])
+            plane |= tmp[0]
+        return plane, count
+
+    if workers == 1:
+        parts = [work(0)]
+    else:
+        parts = list(_pool().map(work, range(workers)))
+    count = sum(c for _, c in parts)
+    if count == 0:
+        return mask, 0, None
+    plane = np.logical_or.reduce([p for p, _ in parts])
+    box = tuple(slice(int(v[0]), int(v[-1]) + 1) for v in (
+        np.flatnonzero(occupied), np.flatnonzero(plane.max(axis=1)), np.flatnonzero(plane.max(axis=0))))
+    return mask, count, box
 
 
 def threshold_mask(array: np.ndarray, lower: float, upper: float, invert: bool = False,
                    roi: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
-    """Boolean mask of ``lower <= array <= upper`` (or outside it if ``invert``), within ``roi``.
+    """Boolean mask of ``lower <= array <= upper`` (or outside it if ``invert``), within ``roi``
+    (:func:`threshold_blocks` without the count and box)."""
+    return threshold_blocks(array, lower, upper, invert, roi, out)[0]
 
-    Works in blocks of slices with one small scratch buffer (one pass over memory instead of
-    three full-size temporaries); ``out`` may be a preallocated bool array (e.g. VTK's memory)."""
-    if lower > upper:
-        raise ParameterError(f"lower threshold {lower:g} is above upper threshold {upper:g}")
-    mask = np.empty(array.shape, bool) if out is None else out
-    step = max(1, (1 << 20) // max(1, array[0].size))          # about 1 MB of voxels per block
-    scratch = np.empty((step,) + array.shape[1:], bool)
-    for k in range(0, array.shape[0], step):
-        block, tmp = mask[k:k + step], scratch[:min(step, array.shape[0] - k)]
-        np.greater_equal(array[k:k + step], lower, out=block)
-        np.less_equal(array[k:k + step], upper, out=tmp)
-        block &= tmp
-        if invert:
-            np.logical_not(block, out=block)
-        if roi is not None:
-            block &= roi[k:k + step]
-    return mask
+
+def bounding_box(mask: np.ndarray):
+    """KJI bounding box (tuple of slices) of a 3D mask's non-zero voxels; None if it has none."""
+    k = np.flatnonzero(mask.reshape(mask.shape[0], -1).max(axis=1))
+    if k.size == 0:
+        return None
+    plane = np.logical_or.reduce(mask[k[0]:k[-1] + 1], axis=0)
+    j, i = np.flatnonzero(plane.max(axis=1)), np.flatnonzero(plane.max(axis=0))
+    return tuple(slice(int(v[0]), int(v[-1]) + 1) for v in (k, j, i))
 
 
 def _value_range(array, roi):
@@ -148,14 +208,14 @@ def segment(array: np.ndarray, spacing, params: ThresholdParameters, roi: np.nda
     voxel_ml = float(np.prod(spacing)) / 1000.0
     results = []
     for name, lo, hi, color in resolve_ranges(array, params, roi):
-        mask = threshold_mask(array, lo, hi, params.invert, roi, out=allocate() if allocate else None)
+        mask, count, box = threshold_blocks(array, lo, hi, params.invert, roi, out=allocate() if allocate else None)
         if params.cleanup.any():
             c = params.cleanup
             mask = cleanup.clean(mask, spacing, c.largest_component, c.min_size_mm3, c.fill_holes, c.per_slice)
-        count = int(np.count_nonzero(mask))
+            count, box = int(np.count_nonzero(mask)), bounding_box(mask)
         if count == 0 and not params.allow_empty:
             side = "outside" if params.invert else "within"
             raise EmptyResultError(f"no voxel {side} {lo:g} .. {hi:g}"
                                    f"{' after clean-up' if params.cleanup.any() else ''}; nothing was written")
-        results.append(SegmentResult(name, mask, color, lo, hi, count, count * voxel_ml))
+        results.append(SegmentResult(name, mask, color, lo, hi, count, count * voxel_ml, box))
     return results

@@ -55,3 +55,7 @@ class LogicBackedScriptedEffect:
         node = self.parameterSetNode()
         self.logic.ModifySegmentByLabelmap(node.GetSegmentationNode(), node.GetSelectedSegmentID(), labelmap,
                                            logic_mode(mode), list(extent), True, bypass)
+
+    def defaultModifierLabelmap(self):
+        """C++: emits updateVolumeSignal -> vtkSlicerSegmentEditorLogic::ResetModifierLabelmapToDefault."""
+        return self.logic.GetModifierLabelmap() if self.logic.ResetModifierLabelmapToDefault() else None

@@ -29,9 +29,9 @@ def _rotation(deg_z=25.0, deg_x=10.0):
 class Editor:
     """A volume, a segmentation on its grid, a segment editor node and logic."""
 
-    def __init__(self, direction=np.eye(3), origin=(-5.0, 3.0, 10.0)):
+    def __init__(self, direction=np.eye(3), origin=(-5.0, 3.0, 10.0), array=None):
         rng = np.random.default_rng(7)
-        self.array = rng.integers(0, 200, SHAPE).astype(np.int16)
+        self.array = rng.integers(0, 200, SHAPE).astype(np.int16) if array is None else array
         self.geometry = Geometry(tuple(reversed(SHAPE)), SPACING, origin, direction)
         self.volume = mrml.add_volume_node(self.array, self.geometry, "source")
         self.seg = mrml.new_segmentation_node("seg", self.volume)
@@ -216,6 +216,78 @@ def test_effect_route_writes_what_the_logic_route_writes(ed):
     assert via_effect.sum() == (ed.in_range(50, 150) & ed.box)[3].sum() > 0
 
 
+BLOB = (slice(1, 3), slice(1, 4), slice(2, 5))          # K, J, I: a compact bright region
+
+
+def _blob_editor():
+    """Dim noise (0..99) with one compact bright blob (250), and a target segment already holding
+    dim voxels all over the volume, far outside the blob's extent."""
+    array = np.random.default_rng(3).integers(0, 100, SHAPE).astype(np.int16)
+    array[BLOB] = 250
+    e = Editor(array=array)
+    e.node.SetOverwriteMode(slicer.vtkMRMLSegmentEditorNode.OverwriteAllSegments)
+    e.apply(lower=0, upper=30)
+    return e
+
+
+@pytest.fixture
+def modified_extents(monkeypatch):
+    """Extents of the labelmaps handed to ModifySegmentByLabelmap."""
+    extents = []
+    original = editor_apply.LogicTarget.modify
+
+    def modify(self, segment_id, labelmap, mode, extent=None):
+        extents.append(list(labelmap.GetExtent()))
+        return original(self, segment_id, labelmap, mode, extent)
+    monkeypatch.setattr(editor_apply.LogicTarget, "modify", modify)
+    return extents
+
+
+def test_whole_volume_set_hands_slicer_a_labelmap_cropped_to_the_result(modified_extents):
+    e = _blob_editor()
+    assert modified_extents[-1] == [0, SHAPE[2] - 1, 0, SHAPE[1] - 1, 0, SHAPE[0] - 1]
+    previous_other = e.mask(e.other)
+    (res,) = e.apply(lower=200, upper=255)
+    assert modified_extents[-1] == [2, 4, 1, 3, 1, 2]                  # I, J, K extent of BLOB
+    blob = np.zeros(SHAPE, bool)
+    blob[BLOB] = True
+    # Set without masking: the earlier voxels outside the crop are gone, exactly the blob remains
+    assert np.array_equal(e.mask(e.target), blob) and res.voxels == blob.sum()
+    assert np.array_equal(e.mask(e.other), previous_other & ~blob)
+
+
+@pytest.mark.parametrize("masking", ["intensity", "inside_segment"])
+def test_cropped_set_keeps_voxels_outside_the_editable_area(masking, modified_extents):
+    e = _blob_editor()
+    previous = e.mask(e.target)
+    assert previous[:, :, 8:].any()                      # voxels far outside the blob's extent
+    if masking == "intensity":
+        e.node.SetSourceVolumeIntensityMask(True)
+        e.node.SetSourceVolumeIntensityMaskRange(150, 255)
+        editable = e.in_range(150, 255)
+    else:
+        e.node.SetMaskMode(slicer.vtkMRMLSegmentationNode.EditAllowedInsideSingleSegment)
+        e.node.SetMaskSegmentID(e.other)
+        editable = e.mask(e.other)
+    blob = e.in_range(200, 255)
+    (res,) = e.apply(lower=200, upper=255)
+    # Slicer's Set semantics: replaced inside the editable area, kept outside it
+    assert np.array_equal(e.mask(e.target), (blob & editable) | (previous & ~editable))
+    assert res.voxels == int((blob & editable).sum()) > 0
+    e_ijk = modified_extents[-1]
+    assert e_ijk[4] <= BLOB[0].start and e_ijk[5] >= 7 and e_ijk[1] >= 8   # crop covers the old voxels
+
+
+def test_box_extent():
+    from MedSegCore.threshold import bounding_box
+
+    mask = np.zeros((5, 6, 7), bool)
+    assert bounding_box(mask) is None and editor_apply.box_extent(None, [0, 6, 0, 5, 0, 4]) is None
+    mask[1, 2, 3] = mask[3, 4, 1] = True
+    assert bounding_box(mask) == (slice(1, 4), slice(2, 5), slice(1, 4))
+    assert editor_apply.box_extent(bounding_box(mask), [10, 16, 20, 25, 30, 34]) == [11, 13, 22, 24, 31, 33]
+
+
 def test_slice_from_plane():
     e = Editor(direction=_rotation())
     source = editor_apply.LogicTarget(e.logic).source()
@@ -263,7 +335,10 @@ def test_view_overlay_thresholds_the_displayed_slice(oblique):
     rgba = overlay.update(e.volume, slice_node, [(50, 150, (1.0, 0.0, 0.0))], opacity=0.6)
     xy_to_ras = slice_preview._matrix(slice_node.GetXYToRAS())
     values = _nearest(e.array, e.geometry.ijk_to_ras(), xy_to_ras, 40, 30)
-    assert np.array_equal(overlay.values, values, equal_nan=True)
+    inside_volume = ~np.isnan(values)
+    assert overlay.outside == -32768 and overlay.values.dtype == np.int16     # resliced in the volume's type
+    assert np.array_equal(overlay.inside(), inside_volume)
+    assert np.array_equal(overlay.values[inside_volume], values[inside_volume])
     assert np.isnan(values).any() == oblique        # the tilted volume does not fill the view
     if not oblique:                                 # the axial view shows voxels of IJK slice 3 only
         assert set(np.unique(values)) <= set(np.unique(e.array[3]).astype(np.float32))
@@ -271,11 +346,35 @@ def test_view_overlay_thresholds_the_displayed_slice(oblique):
     assert inside.sum() > 0 and np.array_equal(rgba[..., 3] > 0, inside)
     assert (rgba[inside] == [255, 0, 0, 153]).all()
     assert overlay.image.GetDimensions() == (40, 30, 1) and overlay.actor.GetVisibility()
+    # a range that includes the outside marker still shows only pixels inside the volume
+    rgba = overlay.update(e.volume, slice_node, [(-32768, 32767, (1.0, 0.0, 0.0))], invert=False)
+    assert np.array_equal(rgba[..., 3] > 0, inside_volume)
+    rgba = overlay.update(e.volume, slice_node, [(0, 60, (1.0, 0.0, 0.0)), (61, 32767, (0.0, 1.0, 0.0))])
+    assert np.array_equal(rgba[..., 3] > 0, inside_volume)
     slice_node.SetSliceOffset(slice_node.GetSliceOffset() + 2.0)      # plane moved: resliced again
     overlay.update(e.volume, slice_node, [(50, 150, (1.0, 0.0, 0.0))])
-    assert np.array_equal(overlay.values, _nearest(e.array, e.geometry.ijk_to_ras(),
-                                                   slice_preview._matrix(slice_node.GetXYToRAS()), 40, 30),
-                          equal_nan=True)
+    moved = _nearest(e.array, e.geometry.ijk_to_ras(), slice_preview._matrix(slice_node.GetXYToRAS()), 40, 30)
+    assert np.array_equal(overlay.inside(), ~np.isnan(moved))
+    assert np.array_equal(overlay.values[~np.isnan(moved)], moved[~np.isnan(moved)])
+
+
+@pytest.mark.parametrize("dtype, expected", [(np.int16, -32768), (np.uint8, 255), (np.float32, None)])
+def test_outside_marker_is_a_value_no_voxel_has(dtype, expected):
+    from MedSegCore import slice_preview
+
+    array = np.arange(60, dtype=dtype).reshape(3, 4, 5)           # uint8: uses 0, so the marker is 255
+    volume = mrml.add_volume_node(array, Geometry((5, 4, 3), (1, 1, 1), (0, 0, 0), np.eye(3)), "marker")
+    assert slice_preview.outside_marker(volume.GetImageData()) == expected
+    array = np.array([0, 255] * 30, np.uint8).reshape(3, 4, 5)    # whole uint8 range: NaN in float32
+    volume = mrml.add_volume_node(array, Geometry((5, 4, 3), (1, 1, 1), (0, 0, 0), np.eye(3)), "full")
+    assert slice_preview.outside_marker(volume.GetImageData()) is None
+    resampler = slice_preview.SliceResampler()
+    xy = np.eye(4)
+    xy[:3, 3] = [-2, -2, 1]                                       # a 4x4-pixel view half off the volume
+    values = resampler.slice(volume.GetImageData(), np.eye(4), xy, (4, 4))
+    assert values.dtype == np.float32 and resampler.outside is None
+    assert np.isnan(values[:, :2]).all() and np.isnan(values[:2]).all()
+    assert np.array_equal(values[2:, 2:], array[1, :2, :2].astype(np.float32))
 
 
 def test_axial_preview_and_classes():

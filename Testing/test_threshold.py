@@ -154,3 +154,20 @@ def test_bad_parameters(ct):
         threshold.segment(nan, g.spacing, ThresholdParameters(lower=0))
     with pytest.raises(ParameterError, match="3D"):
         threshold.segment(array[0], g.spacing, ThresholdParameters(lower=0))
+
+
+@pytest.mark.parametrize("invert", [False, True])
+def test_threshold_blocks_count_and_box_match_numpy(invert):
+    # large enough for several blocks on several threads; the voxels sit in an off-centre box
+    rng = np.random.default_rng(5)
+    array = rng.integers(-100, 100, (40, 180, 200)).astype(np.int16)
+    array[7:29, 30:95, 101:187] += 300
+    roi = np.zeros(array.shape, bool)
+    roi[3:35, 20:170, 90:199] = True
+    lo, hi = (-100, 150) if invert else (150, 400)
+    mask, count, box = threshold.threshold_blocks(array, lo, hi, invert, roi)
+    expected = (((array >= lo) & (array <= hi)) != invert) & roi
+    assert np.array_equal(mask, expected) and count == int(expected.sum()) > 0
+    assert box == threshold.bounding_box(expected) == (slice(7, 29), slice(30, 95), slice(101, 187))
+    out = np.ones(array.shape, bool)
+    assert threshold.threshold_blocks(array, 1000, 2000, out=out) == (out, 0, None) and not out.any()
