@@ -72,13 +72,17 @@ def new_labelmap(template, mask: np.ndarray, extent=None):
     import vtk
     import slicer
 
+    from . import mrml
+
     lm = slicer.vtkOrientedImageData()
     lm.SetExtent(list(extent) if extent is not None else template.GetExtent())
     lm.SetSpacing(template.GetSpacing())
     lm.SetOrigin(template.GetOrigin())
     lm.CopyDirections(template)
     lm.AllocateScalars(vtk.VTK_UNSIGNED_CHAR, 1)
-    image_array(lm)[...] = mask
+    view = image_array(lm)
+    mrml.advise_huge_pages(view)
+    view[...] = mask
     return lm
 
 

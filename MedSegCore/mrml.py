@@ -87,6 +87,38 @@ def read_volume_node(path: str, name: str | None = None, series_uid: str | None 
     return add_volume_node(array, geometry, name)
 
 
+_MADVISE = None
+
+
+def advise_huge_pages(view: np.ndarray) -> None:
+    """Ask Linux to back a large, not yet touched array (e.g. fresh VTK memory) with transparent
+    huge pages, the advice numpy gives its own large allocations: filling 78 MB then costs ~40
+    page faults instead of ~19,000 (twice as fast on these machines).  Advice only: a no-op
+    elsewhere or when it fails."""
+    global _MADVISE
+    page = 1 << 21
+    if view.nbytes < 2 * page:
+        return
+    if _MADVISE is None:
+        _MADVISE = False
+        import sys
+
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                libc = ctypes.CDLL(None, use_errno=True)
+                libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+                _MADVISE = libc.madvise
+            except (OSError, AttributeError):
+                pass
+    if _MADVISE:
+        address = view.__array_interface__["data"][0]
+        start, end = -(-address // page) * page, (address + view.nbytes) // page * page
+        if end > start:
+            _MADVISE(start, end - start, 14)          # MADV_HUGEPAGE
+
+
 def new_labelmap(geometry: Geometry, box=None):
     """(``vtkOrientedImageData`` of unsigned char owned by VTK, a bool KJI numpy view of its
     voxels) on ``geometry``'s grid: the whole grid, or only ``box`` (KJI slices) with that extent."""
@@ -103,19 +135,29 @@ def new_labelmap(geometry: Geometry, box=None):
     scalars = vtk.vtkUnsignedCharArray()
     scalars.SetNumberOfTuples(int(np.prod(shape)))
     image.GetPointData().SetScalars(scalars)
-    return image, numpy_support.vtk_to_numpy(scalars).reshape(shape).view(bool)
+    view = numpy_support.vtk_to_numpy(scalars).reshape(shape).view(bool)
+    advise_huge_pages(view)
+    return image, view
 
 
 def oriented_image(mask: np.ndarray, geometry: Geometry, box=None):
     """``vtkOrientedImageData`` (unsigned char, owned by VTK) holding a copy of a KJI mask, or of
-    its part inside ``box`` (KJI slices holding all its voxels) with that extent: a compact result
-    (bone, vessels) is then stored, and later merged by Slicer, cropped, as Slicer stores edits."""
+    its part inside ``box`` (KJI slices holding all its voxels) with that extent."""
     if mask.shape != geometry.shape:
         raise ParameterError(f"mask shape {mask.shape} does not match volume shape {geometry.shape}")
     image, view = new_labelmap(geometry, box)
     part = mask[box] if box else mask
     np.copyto(view, np.asarray(part) != 0 if part.dtype != bool else part)
     return image
+
+
+def cropped(image, view: np.ndarray, geometry: Geometry, box):
+    """The labelmap ``image`` (whose voxels ``view`` shows, on ``geometry``'s whole grid) cut to
+    ``box`` when that is less than half of it: a compact result (bone, vessels) is then stored, and
+    later merged by Slicer, cropped to its voxels, as Slicer stores edits."""
+    if box is None or np.prod([b.stop - b.start for b in box]) > 0.5 * view.size:
+        return image
+    return oriented_image(view, geometry, box)
 
 
 def set_reference_geometry(segmentation_node, reference) -> None:

@@ -57,7 +57,13 @@ def apply_threshold(volume_node, params: threshold.ThresholdParameters, segmenta
     import slicer
 
     array, geometry = mrml.volume_array(volume_node)
-    results = threshold.segment(array, geometry.spacing, params, roi)
+    buffers = []           # threshold straight into labelmaps a segment can hold
+
+    def allocate():
+        buffers.append(mrml.new_labelmap(geometry))
+        return buffers[-1][1]
+    results = threshold.segment(array, geometry.spacing, params, roi, allocate)
+    images = {id(view): image for image, view in buffers}
     if segmentation_node is not None and not replace:
         clash = [r.name for r in results if mrml.segment_id_by_name(segmentation_node, r.name)]
         if clash:
@@ -69,9 +75,9 @@ def apply_threshold(volume_node, params: threshold.ThresholdParameters, segmenta
     try:
         with slicer.util.NodeModify(segmentation_node):
             for r in results:
-                # numpy's memory (huge pages) thresholds faster than fresh VTK memory; the copy
-                # into the segment's labelmap is cropped to the result's voxels
-                labelmap = mrml.oriented_image(r.mask, geometry, r.box)
+                image = images.get(id(r.mask))      # None: clean-up made a new array
+                labelmap = (mrml.cropped(image, r.mask, geometry, r.box) if image is not None
+                            else mrml.oriented_image(r.mask, geometry, r.box))
                 mrml.write_segment(segmentation_node, r.mask, geometry, r.name, r.color, replace,
                                    labelmap=labelmap)
     except Exception:

@@ -239,6 +239,34 @@ def test_norm_params_match_inference_normalisation_and_plain_crops():
     assert torch.equal(b[0, 0], lab[0, 0, 2:18, 2:18, 2:18].long())
 
 
+def test_smooth_deformation_moves_voxels_by_at_most_its_bound():
+    import torch
+
+    from MedSegCore.train.config import AugmentConfig
+    from MedSegCore.train.transforms import Augmenter, crop_size, norm_params
+
+    aug = AugmentConfig(flip_axes=[], affine_prob=0.0, intensity_prob=0, gamma_prob=0, noise_prob=0, bias_prob=0,
+                        deform_prob=1.0, deform_voxels=2.0, deform_grid=4)
+    crop = crop_size(aug, 3, [16, 16, 16])
+    assert crop == [20, 20, 20]                                  # 2 voxels of margin on each side
+    k, j, i = np.meshgrid(*(np.arange(20, dtype=np.float32),) * 3, indexing="ij")
+    ramps = [torch.from_numpy(r[None, None].copy()) for r in (k, j, i)]   # value = index along one axis
+    for axis, ramp in enumerate(ramps):
+        lab = (ramp > 9.5).to(torch.uint8)
+        img, out_lab = Augmenter(aug, 3, [16, 16, 16], crop)(ramp, lab, [norm_params(ramp.numpy(), {"type": "none"})],
+                                                             np.random.RandomState(axis))
+        shift = img[0, 0].numpy() - ramp[0, 0, 2:18, 2:18, 2:18].numpy()
+        assert 0.5 < np.abs(shift).max() <= 2.0 + 1e-4          # moved, by at most deform_voxels
+        assert np.abs(np.diff(shift, axis=axis)).max() <= 2 * 2.0 / (15 / 3) + 1e-3   # smooth: 4 control points
+        assert torch.equal(out_lab[0, 0], (img[0, 0] > 9.5).long()) or \
+            (out_lab[0, 0] != (img[0, 0] > 9.5).long()).float().mean() < 0.02   # labels follow the image
+    aug.deform_prob = 0.0
+    same, _ = Augmenter(aug, 3, [16, 16, 16], crop)(ramps[0], ramps[0].to(torch.uint8),
+                                                    [norm_params(ramps[0].numpy(), {"type": "none"})],
+                                                    np.random.RandomState(0))
+    assert torch.equal(same[0, 0], ramps[0][0, 0, 2:18, 2:18, 2:18])
+
+
 # -- data sources and bad data -----------------------------------------------------------------
 def test_seg_nrrd_labels_are_matched_by_name(tmp_path):
     rows = []

@@ -36,6 +36,9 @@ class AugmentConfig:
     noise_prob: float = 0.2
     bias_coeff: float = 0.3           # smooth multiplicative field exp(poly), |coefficients| <= coeff
     bias_prob: float = 0.3
+    deform_prob: float = 0.0          # smooth elastic deformation (MONAI RandSmoothDeform's idea):
+    deform_voxels: float = 3.0        # random displacements up to this many voxels on a coarse
+    deform_grid: int = 5              # grid of deform_grid^dims control points, interpolated
 
 
 @dataclass

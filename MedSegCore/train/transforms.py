@@ -7,7 +7,8 @@ class-balanced crop per patch and a few batched tensor operations.
   or by ``class_ratios``) and ``RandCropByPosNegLabel`` (sampler 'posneg').
 * Augmentation follows the MONAI transforms of the same name, vectorised over the batch:
   RandAffine (rotation, zoom; a larger crop is taken first so that rotated corners hold image
-  data), RandFlip (only along ``flip_axes``), RandBiasField (Legendre polynomial of degree 3,
+  data), an optional smooth elastic deformation (random control-point offsets interpolated to
+  every voxel, as MONAI's RandSmoothDeform), RandFlip (only along ``flip_axes``), RandBiasField (Legendre polynomial of degree 3,
   multiplicative, on the raw intensities), RandAdjustContrast (gamma on the case's intensity
   range), then the card's normalisation with the case's own statistics, then RandGaussianNoise,
   RandScaleIntensity and RandShiftIntensity on the normalised values.  With
@@ -112,12 +113,16 @@ class PatchSampler:
 
 
 def crop_size(aug, dims: int, patch) -> list:
-    """Crop needed so that a rotated/zoomed patch is filled with image data."""
-    if aug.affine_prob <= 0:
+    """Crop needed so that a rotated/zoomed/deformed patch is filled with image data."""
+    deform = getattr(aug, "deform_prob", 0.0) > 0
+    if aug.affine_prob <= 0 and not deform:
         return list(patch)
-    r = math.radians(aug.rotate_deg)
-    f = (1 + aug.scale) * (abs(math.cos(r)) + abs(math.sin(r)))
-    return [int(math.ceil(p * f / 2)) * 2 if (dims == 3 or a < 2) else p for a, p in enumerate(patch)]
+    f = 1.0
+    if aug.affine_prob > 0:
+        r = math.radians(aug.rotate_deg)
+        f = (1 + aug.scale) * (abs(math.cos(r)) + abs(math.sin(r)))
+    margin = 2 * math.ceil(aug.deform_voxels) if deform else 0
+    return [int(math.ceil((p * f + margin) / 2)) * 2 if (dims == 3 or a < 2) else p for a, p in enumerate(patch)]
 
 
 def _rotation(angles) -> np.ndarray:
@@ -150,16 +155,20 @@ class Augmenter:
         start = [(c - p) // 2 for c, p in zip(self.crop, self.patch)]
         centre = tuple(slice(s, s + p) for s, p in zip(start, self.patch))
         out_img, out_lab = img[(slice(None), slice(None)) + centre], lab[(slice(None), slice(None)) + centre]
-        chosen = np.flatnonzero(rng.random_sample(B) < a.affine_prob)
+        affine = rng.random_sample(B) < a.affine_prob
+        deform = rng.random_sample(B) < getattr(a, "deform_prob", 0.0)
+        chosen = np.flatnonzero(affine | deform)
         if not len(chosen):
             return out_img.contiguous(), out_lab.contiguous()
         r = math.radians(a.rotate_deg)
         thetas = []
-        for _ in chosen:
+        for b in chosen:
             angles = rng.uniform(-r, r, 3) if self.dims == 3 else np.array([0.0, 0.0, rng.uniform(-r, r)])
             zoom = rng.uniform(1 - a.scale, 1 + a.scale, 3)
             if self.dims == 2:
                 zoom[2] = 1.0
+            if not affine[b]:
+                angles, zoom = np.zeros(3), np.ones(3)
             a_ijk = _rotation(angles) @ np.diag(zoom)               # output offset -> input offset (voxels)
             m = np.diag(2.0 / np.array(self.crop)) @ a_ijk @ np.diag(np.array(self.patch) / 2.0)
             m = m[::-1, ::-1] if self.dims == 3 else m[:2, :2][::-1, ::-1]      # (I, J, K) -> grid (x, y, z)
@@ -170,6 +179,8 @@ class Augmenter:
         if self.dims == 2:
             sub_img, sub_lab, size = sub_img[..., 0], sub_lab[..., 0], size[:-1]
         grid = F.affine_grid(theta, size, align_corners=False)
+        if deform[chosen].any():
+            grid = grid + self._displacement(deform[chosen], size, rng, dev)
         w_img = F.grid_sample(sub_img, grid, mode="bilinear", padding_mode="border", align_corners=False)
         w_lab = F.grid_sample(sub_lab, grid, mode="nearest", padding_mode="border", align_corners=False)
         if self.dims == 2:
@@ -179,6 +190,26 @@ class Augmenter:
         out_img[idx] = w_img.to(out_img.dtype)
         out_lab[idx] = w_lab.round().to(out_lab.dtype)
         return out_img, out_lab
+
+    def _displacement(self, which, size, rng, dev):
+        """Smooth random displacements for ``grid_sample`` grids of ``size`` (zero where not
+        ``which``): uniform random offsets of up to ``deform_voxels`` voxels on a coarse grid of
+        control points, interpolated (trilinear) to every output voxel."""
+        import torch
+        import torch.nn.functional as F
+
+        a, n, spatial = self.aug, len(which), size[2:]
+        g = max(2, int(a.deform_grid))
+        coarse = rng.uniform(-1, 1, (n, len(spatial)) + (g,) * len(spatial))
+        coarse *= which.reshape((n,) + (1,) * (len(spatial) + 1))
+        field = torch.tensor(coarse, dtype=torch.float32, device=dev)
+        field = F.interpolate(field, size=spatial, mode="bilinear" if len(spatial) == 2 else "trilinear",
+                              align_corners=True)
+        # grid channels are (x, y[, z]) = the last, second-last[, third-last] tensor axes, in units
+        # of half the input crop: one voxel is 2 / crop along that axis
+        crop = self.crop[:len(spatial)]
+        per_voxel = torch.tensor([2.0 * a.deform_voxels / c for c in reversed(crop)], device=dev)
+        return field.movedim(1, -1) * per_voxel
 
     def __call__(self, img, lab, norms: list, rng: np.random.RandomState):
         """``img`` (B, 1, *crop) raw, ``lab`` (B, 1, *crop); ``norms``: norm_params per patch.
