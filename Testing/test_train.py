@@ -111,6 +111,27 @@ def test_resume_continues_from_the_checkpoint(trained, tmp_path):
         train(str(trained.parent / "data"), out, cfg.updated(channels=[4, 8]), resume=True)
 
 
+def test_select_last_writes_the_last_epoch_and_still_reports_validation(trained, tmp_path):
+    import torch
+
+    from MedSegCore.dnn.loading import read_state_dict
+    from MedSegCore.train import train
+
+    # lr 0.1: the second epoch validates worse than the first (seeded), so 'best' would keep epoch 1
+    cfg = TrainConfig.from_dict({**FAST, "lr": 0.1, "epochs": 2, "steps_per_epoch": 3, "val_fraction": 0.2,
+                                 "select": "last"})
+    result = train(str(trained.parent / "data"), tmp_path / "last", cfg)
+    card = json.loads((tmp_path / "last" / "card.json").read_text())
+    means = [h["val_dice_mean"] for h in result.history]
+    assert means[1] < means[0]                                                 # validation still ran
+    assert result.best_epoch == card["training"]["best_epoch"] == 2          # the last, not the best
+    last = torch.load(tmp_path / "last" / "checkpoint.pt", weights_only=True)["model"]
+    written = read_state_dict(tmp_path / "last" / "model.pt")
+    assert all(torch.equal(written[k], last[k]) for k in last)
+    with pytest.raises(ParameterError, match="select"):
+        cfg.updated(select="worst").validate()
+
+
 def test_2d_slice_wise_training_and_prediction(tmp_path):
     from MedSegCore.dnn import PredictOptions, load_model, predict
     from MedSegCore.train import train

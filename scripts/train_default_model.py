@@ -187,15 +187,18 @@ def otsu_check(t1, ref, right, geometry) -> dict:
 def write_report(path: Path, ev: dict, check: dict, info: dict) -> None:
     lines = ["# Evaluation of the MedSeg brain-tissue model", "",
              f"Model: `{info['name']}`, trained {info['train_minutes']:.1f} min on {info['device']} "
-             f"({info['epochs']} epochs, best epoch {info['best_epoch']}).  Command: `{info['command']}`", "",
+             f"({info['epochs']} epochs, {'best' if info['select'] == 'best' else 'weights of'} epoch "
+             f"{info['best_epoch']}).  Command: `{info['command']}`", "",
              "Data: MNI152 2009 symmetric T1 template (nilearn, 1 mm). Reference: GM / WM probability maps > 0.5. "
              f"Training on the left hemisphere (x < -{info['gap_mm'] / 2:g} mm), test on the right hemisphere "
              f"(x > +{info['gap_mm'] / 2:g} mm), each given to the model alone (the other half set to 0).", "",
              "**No left-right flip augmentation** (no flips at all): the template is symmetric, its right hemisphere "
              "is the mirror image of the left, so an L-R flip would leak the test set into training (and an A-P or "
-             "S-I flip of the left hemisphere equals the right one rotated by 180 degrees).  The right "
-             "hemisphere also served to pick the best epoch (validation), which makes its clean row slightly "
-             "optimistic; the perturbed copies were never seen during training.", "",
+             "S-I flip of the left hemisphere equals the right one rotated by 180 degrees).  " + (
+                 "The right hemisphere also served to pick the best epoch (validation), which makes its clean row "
+                 "slightly optimistic; the perturbed copies were never seen during training." if info["select"] == "best"
+                 else "The weights are the last epoch's: the right hemisphere only drew the learning curve and "
+                 "picked nothing."), "",
              "Dice per label (MedSegCore.metrics) inside the held-out region:", "",
              "| Test case | Model GM | Model WM | multi-Otsu GM | multi-Otsu WM |", "|---|---|---|---|---|"]
     for r in ev["rows"]:
@@ -223,6 +226,9 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--max-minutes", type=float, help="training time budget (overrides the config)")
     p.add_argument("--gap-mm", type=float, default=4.0, help="gap left out at the midline (mm)")
+    p.add_argument("--select", choices=("best", "last"),
+                   help="weights to ship: best validation Dice on the right hemisphere (the shipped config), or "
+                        "the last epoch's, so that the test hemisphere only draws the learning curve")
     p.add_argument("--smoke", action="store_true", help="small, short CPU run to check the pipeline end to end")
     p.add_argument("--template", metavar="NPZ", help="read the template from this file instead of nilearn")
     p.add_argument("--save-template", metavar="NPZ", help="write the template arrays to NPZ and exit")
@@ -241,6 +247,8 @@ def main(argv=None) -> int:
     cfg = load_config(args.config)
     changes = {"device": args.device, "max_minutes": args.max_minutes, "val_cases": ["right hemisphere"],
                "labels": CARD["labels"], "description": DESCRIPTION, "intended_use": INTENDED_USE}
+    if args.select:
+        changes["select"] = args.select
     if args.smoke:
         changes.update(channels=[16, 32], patch=[32, 32, 32], batch_size=2, samples_per_case=2,
                        steps_per_epoch=40, epochs=100, val_overlap=0.25, max_minutes=args.max_minutes or 1.5,
@@ -275,7 +283,8 @@ def main(argv=None) -> int:
     (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     (out / "evaluation.json").write_text(json.dumps({"evaluation": ev, "multi_otsu_check": check}, indent=2) + "\n")
     info = {"name": card["name"], "train_minutes": result.seconds / 60, "device": device, "epochs": result.epochs_run,
-            "best_epoch": result.best_epoch, "command": command, "gap_mm": args.gap_mm, "roi": card["roi_size"]}
+            "best_epoch": result.best_epoch, "command": command, "gap_mm": args.gap_mm, "roi": card["roi_size"],
+            "select": cfg.select}
     write_report(out / "EVALUATION.md", ev, check, info)
     if not args.keep_checkpoint and (out / "checkpoint.pt").exists():
         (out / "checkpoint.pt").unlink()

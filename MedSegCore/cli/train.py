@@ -153,7 +153,8 @@ def run(args) -> int:
                    command=_command(args))
     if int(os.environ.get("RANK", "0") or 0) == 0:
         dice = ", ".join(f"{k} {v:.3f}" for k, v in result.val_dice.items())
-        best = f"best mean validation Dice {result.best_dice:.3f} at epoch {result.best_epoch} ({dice})" \
+        kind = "best" if cfg.select == "best" else "last epoch's"
+        best = f"{kind} mean validation Dice {result.best_dice:.3f} at epoch {result.best_epoch} ({dice})" \
             if result.best_dice is not None else f"no validation cases; model of epoch {result.best_epoch}"
         why = f"; stopped: {result.stopped}" if result.stopped else ""
         log.info("wrote %s: %s; %d epoch(s) in %s%s", args.output, best, result.epochs_run,

@@ -16,6 +16,7 @@ from ..errors import InputError, ParameterError
 LOSSES = ("dicece", "dice", "mse")
 SCHEDULERS = ("cosine", "plateau", "none")
 SAMPLERS = ("classes", "posneg")
+SELECTIONS = ("best", "last")
 
 
 @dataclass
@@ -85,6 +86,8 @@ class TrainConfig:
     device: str = "auto"
     # validation
     val_every: int = 1
+    select: str = "best"              # model written: 'best' validation Dice, or 'last' epoch (validation
+    #                                   then only draws the learning curve: a test set picks nothing)
     val_overlap: float = 0.25
     sw_batch: int = 4
     # transfer learning
@@ -172,7 +175,8 @@ class TrainConfig:
             errors.append("channels: at least two levels are needed")
         elif self.strides is not None and len(self.strides) != len(self.channels) - 1:
             errors.append(f"strides: need {len(self.channels) - 1} value(s) for {len(self.channels)} channel levels")
-        for name, allowed in (("loss", LOSSES), ("scheduler", SCHEDULERS), ("sampler", SAMPLERS)):
+        for name, allowed in (("loss", LOSSES), ("scheduler", SCHEDULERS), ("sampler", SAMPLERS),
+                              ("select", SELECTIONS)):
             if getattr(self, name) not in allowed:
                 errors.append(f"{name}: {getattr(self, name)!r} is not one of {', '.join(allowed)}")
         for name in ("epochs", "batch_size", "samples_per_case", "val_every", "sw_batch"):
@@ -190,6 +194,9 @@ class TrainConfig:
         bad_axes = [a for a in self.augment.flip_axes if a not in (0, 1, 2) or (self.dims == 2 and a == 2)]
         if bad_axes:
             errors.append(f"augment.flip_axes: {bad_axes} not allowed (0, 1{', 2' if self.dims == 3 else ''})")
+        aug = self.augment
+        if not (0 <= aug.deform_prob <= 1 and aug.deform_voxels >= 0 and aug.deform_grid >= 2):
+            errors.append("augment.deform_*: deform_prob in 0..1, deform_voxels >= 0, deform_grid >= 2")
         if len(self.augment.gamma) != 2 or not 0 < self.augment.gamma[0] <= self.augment.gamma[1]:
             errors.append(f"augment.gamma: expected [low, high] with 0 < low <= high, got {self.augment.gamma}")
         if errors:

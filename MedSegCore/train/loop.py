@@ -33,6 +33,7 @@ class Run:
         self.cfg, self.ctx, self.out, self.command = cfg, ctx, out, command
         self.transfer, self.seen, self.history = {}, [], []
         self.epoch0, self.best, self.best_epoch, self.bad, self.elapsed0 = 0, None, 0, 0, 0.0
+        self.best_seen = None       # best validation mean so far (early stopping; = best unless select 'last')
         self.channel_names = None
 
     # -- set-up ------------------------------------------------------------------------------
@@ -126,6 +127,8 @@ class Run:
         self.epoch0, self.best_epoch, self.bad = int(ck["epoch"]), int(ck["best_epoch"]), int(ck["bad_epochs"])
         self.best = None if ck["best_dice"] < 0 else float(ck["best_dice"])
         self.history, self.elapsed0 = list(ck["history"]), float(ck["elapsed"])
+        seen = [r["val_dice_mean"] for r in self.history if r.get("val_dice_mean") is not None]
+        self.best_seen = max(seen) if seen else None
         _set_rng_state(ck["rng"])
         log.info("resuming from epoch %d of %s", self.epoch0, path)
 
@@ -231,9 +234,14 @@ class Run:
             if ctx.is_main and self.val_cases and due:
                 val = validate(self.model, self.val_cases, cfg, self.roi, self.labels, ctx.device, self.amp)
             val_mean = float(np.mean(list(val.values()))) if val else None
-            improved = not self.val_cases or (val_mean is not None and (self.best is None or val_mean > self.best))
+            better = val_mean is not None and (self.best_seen is None or val_mean > self.best_seen)
+            improved = not self.val_cases or better
+            if better:
+                self.best_seen = val_mean
             if val_mean is not None:
                 self.bad = 0 if improved else self.bad + 1
+            if cfg.select == "last":        # every epoch replaces the model; validation only reports
+                improved = True
             if improved:
                 self.best, self.best_epoch = (val_mean if self.val_cases else self.best), epoch + 1
             self.schedule.epoch_end(val_mean)
@@ -253,7 +261,7 @@ class Run:
             stopped = _STOPS[int(ddp.broadcast(ctx, [_STOPS.index(stopped)])[0])] if ctx.enabled else stopped
             if progress is not None and ctx.is_main:
                 progress(Progress(epoch + 1, cfg.epochs, steps, steps, train_loss, self.history[-1]["lr"],
-                                  self._eta(te, steps, epoch, last_s, t0, budget), val, self.best, True))
+                                  self._eta(te, steps, epoch, last_s, t0, budget), val, self.best_seen, True))
             if stopped:
                 break
         seconds = time.monotonic() - t0
