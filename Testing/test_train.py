@@ -288,6 +288,29 @@ def test_smooth_deformation_moves_voxels_by_at_most_its_bound():
     assert torch.equal(same[0, 0], ramps[0][0, 0, 2:18, 2:18, 2:18])
 
 
+def test_rotate90_turns_patches_and_labels_together_and_never_mirrors():
+    import torch
+
+    from MedSegCore.train.config import AugmentConfig
+    from MedSegCore.train.transforms import Augmenter, norm_params
+
+    aug = AugmentConfig(flip_axes=[], affine_prob=0.0, intensity_prob=0, gamma_prob=0, noise_prob=0, bias_prob=0,
+                        rotate90_prob=1.0, rotate90_axes=[0, 1])
+    x = torch.from_numpy(np.random.default_rng(1).random((6, 1, 8, 8, 5)).astype(np.float32))
+    lab = (x > 0.5).to(torch.uint8)
+    img, out = Augmenter(aug, 3, [8, 8, 5], [8, 8, 5])(x, lab, [norm_params(x.numpy(), {"type": "none"})] * 6,
+                                                      np.random.RandomState(4))
+    turns = []
+    for b in range(6):
+        k = [k for k in (1, 2, 3) if torch.equal(img[b], x[b].rot90(k, (1, 2)))]
+        assert len(k) == 1 and torch.equal(out[b], lab[b].rot90(k[0], (1, 2)).long())
+        turns.append(k[0])
+        assert not any(torch.equal(img[b], x[b].flip(d)) for d in (1, 2, 3))
+    assert len(set(turns)) > 1
+    with pytest.raises(ParameterError, match="rotate90"):
+        TrainConfig(patch=[64, 32, 64], augment=AugmentConfig(rotate90_prob=0.5)).validate()
+
+
 # -- data sources and bad data -----------------------------------------------------------------
 def test_seg_nrrd_labels_are_matched_by_name(tmp_path):
     rows = []

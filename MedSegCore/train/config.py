@@ -37,6 +37,8 @@ class AugmentConfig:
     noise_prob: float = 0.2
     bias_coeff: float = 0.3           # smooth multiplicative field exp(poly), |coefficients| <= coeff
     bias_prob: float = 0.3
+    rotate90_prob: float = 0.0        # MONAI RandRotate90: k x 90 degrees (k = 1..3) in the plane of
+    rotate90_axes: list = field(default_factory=lambda: [0, 1])   # these network axes (0, 1 = axial in RAS)
     deform_prob: float = 0.0          # smooth elastic deformation (MONAI RandSmoothDeform's idea):
     deform_voxels: float = 3.0        # random displacements up to this many voxels on a coarse
     deform_grid: int = 5              # grid of deform_grid^dims control points, interpolated
@@ -195,6 +197,13 @@ class TrainConfig:
         if bad_axes:
             errors.append(f"augment.flip_axes: {bad_axes} not allowed (0, 1{', 2' if self.dims == 3 else ''})")
         aug = self.augment
+        r90 = list(aug.rotate90_axes)
+        if len(r90) != 2 or r90[0] == r90[1] or any(a not in (0, 1, 2) or (self.dims == 2 and a == 2) for a in r90):
+            errors.append(f"augment.rotate90_axes: two different network axes expected, got {r90}")
+        elif aug.rotate90_prob > 0 and self.roi()[r90[0]] != self.roi()[r90[1]]:
+            errors.append("augment.rotate90_axes: the patch must be square in the rotated plane")
+        if not 0 <= aug.rotate90_prob <= 1:
+            errors.append("augment.rotate90_prob: must be in 0..1")
         if not (0 <= aug.deform_prob <= 1 and aug.deform_voxels >= 0 and aug.deform_grid >= 2):
             errors.append("augment.deform_*: deform_prob in 0..1, deform_voxels >= 0, deform_grid >= 2")
         if len(self.augment.gamma) != 2 or not 0 < self.augment.gamma[0] <= self.augment.gamma[1]:

@@ -8,7 +8,7 @@ class-balanced crop per patch and a few batched tensor operations.
 * Augmentation follows the MONAI transforms of the same name, vectorised over the batch:
   RandAffine (rotation, zoom; a larger crop is taken first so that rotated corners hold image
   data), an optional smooth elastic deformation (random control-point offsets interpolated to
-  every voxel, as MONAI's RandSmoothDeform), RandFlip (only along ``flip_axes``), RandBiasField (Legendre polynomial of degree 3,
+  every voxel, as MONAI's RandSmoothDeform), RandRotate90 (quarter turns in one plane), RandFlip (only along ``flip_axes``), RandBiasField (Legendre polynomial of degree 3,
   multiplicative, on the raw intensities), RandAdjustContrast (gamma on the case's intensity
   range), then the card's normalisation with the case's own statistics, then RandGaussianNoise,
   RandScaleIntensity and RandShiftIntensity on the normalised values.  With
@@ -226,6 +226,15 @@ class Augmenter:
         def chance(p):
             return per_sample((rng.random_sample(B) < p).astype(np.float32))
 
+        if getattr(a, "rotate90_prob", 0.0) > 0:
+            # rotations keep the anatomy's handedness (flips do not): k = 1..3 quarter turns per patch
+            dims = tuple(2 + int(d) for d in a.rotate90_axes)
+            turns = np.where(rng.random_sample(B) < a.rotate90_prob, rng.randint(1, 4, B), 0)
+            for k in (1, 2, 3):
+                m = per_sample((turns == k).astype(np.float32)) > 0
+                if m.any():
+                    img = torch.where(m, img.rot90(k, dims), img)
+                    lab = torch.where(m, lab.rot90(k, dims), lab)
         for axis in a.flip_axes:
             m = chance(a.flip_prob) > 0
             img = torch.where(m, img.flip(2 + axis), img)
