@@ -21,7 +21,7 @@ def base() -> dict:
 def test_default_card_is_the_trained_brain_model():
     card = load_card(DEFAULT_CARD)
     assert card.trained is True and card.intended_use == "demonstration; not for clinical use"
-    assert "No left-right flip" in card.description
+    assert "No flip augmentation" in card.description and "rotations keep handedness" in card.description
     assert card.architecture["type"] == "monai.UNet" and card.architecture["params"]["strides"] == [2]
     assert (card.in_channels, card.out_channels, card.output) == (1, 3, "softmax")
     assert [lab.name for lab in card.labels] == ["Grey matter", "White matter"]

@@ -16,8 +16,13 @@ Protocol (all in RAS millimetres, midline x = 0 from the template's affine):
   * baseline: multi-Otsu (MedSegCore.autothreshold.multi_otsu, 4 classes over the held-out region:
     background/CSF/GM/WM, GM = class 3, WM = class 4; the order is checked and printed).
 
+The shipped model (1.1.0) took two runs: stage 1 from scratch (stage1_config.json), stage 2
+fine-tuning it with quarter turns in the axial plane (train_config.json, which names build/stage1).
+
 Usage (from the repository root; slicer-core is not needed):
-    python scripts/train_default_model.py --device cuda -o MedSegCore/models/default_new
+    python scripts/train_default_model.py --config MedSegCore/models/default/stage1_config.json \
+        --device cuda --max-minutes 2.7 -o build/stage1
+    python scripts/train_default_model.py --init build/stage1 --device cpu -o MedSegCore/models/default_new
     python scripts/train_default_model.py --smoke -o /tmp/default_smoke     # CPU, about 2 minutes
 The output folder gets model.pt + card.json (loadable by MedSegCore.dnn.load_model), EVALUATION.md,
 evaluation.json, metrics.csv, curves.png and train_config.json.  --max-minutes is the training time;
@@ -49,8 +54,8 @@ DESCRIPTION = (
     "trained by scripts/train_default_model.py on the LEFT hemisphere of the MNI152 2009 symmetric template "
     "(nilearn), reference = GM/WM probability maps > 0.5, and tested on the right hemisphere. No left-right flip "
     "augmentation was used: the template is symmetric, so the right hemisphere is the mirror image of the left "
-    "and an L-R flip would leak the test set. Trained on one template image only: expect it to work on "
-    "template-like, skull-stripped T1 images, not on arbitrary scans.")
+    "and an L-R flip would leak the test set (quarter turns are rotations: they keep handedness). Trained on one "
+    "template image only: expect it to work on template-like, skull-stripped T1 images, not on arbitrary scans.")
 INTENDED_USE = "demonstration; not for clinical use"
 
 
@@ -222,10 +227,12 @@ def write_report(path: Path, ev: dict, check: dict, info: dict) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("-o", "--output", default=str(ROOT / "MedSegCore" / "models" / "default_new"))
-    p.add_argument("--config", default=str(CONFIG), help="TrainConfig JSON (default: the shipped one)")
+    p.add_argument("--config", default=str(CONFIG), help="TrainConfig JSON (default: the shipped model's last "
+                   "stage, train_config.json; stage1_config.json trains from scratch)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--max-minutes", type=float, help="training time budget (overrides the config)")
     p.add_argument("--gap-mm", type=float, default=4.0, help="gap left out at the midline (mm)")
+    p.add_argument("--init", help="start from this model folder (fine-tuning; overrides the config's init)")
     p.add_argument("--select", choices=("best", "last"),
                    help="weights to ship: best validation Dice on the right hemisphere (the shipped config), or "
                         "the last epoch's, so that the test hemisphere only draws the learning curve")
@@ -249,10 +256,12 @@ def main(argv=None) -> int:
                "labels": CARD["labels"], "description": DESCRIPTION, "intended_use": INTENDED_USE}
     if args.select:
         changes["select"] = args.select
+    if args.init:
+        changes["init"] = args.init
     if args.smoke:
         changes.update(channels=[16, 32], patch=[32, 32, 32], batch_size=2, samples_per_case=2,
                        steps_per_epoch=40, epochs=100, val_overlap=0.25, max_minutes=args.max_minutes or 1.5,
-                       name=cfg.name + " (smoke test)")
+                       name=cfg.name + " (smoke test)", init=args.init or "")   # a small network: from scratch
     cfg = cfg.updated(**changes)
     if any(a == 0 for a in cfg.augment.flip_axes):
         raise SystemExit("refusing to train with left-right flips (axis 0): the symmetric template's right "
