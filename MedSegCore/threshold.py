@@ -86,7 +86,8 @@ def threshold_blocks(array: np.ndarray, lower: float, upper: float, invert: bool
     n = array.shape[0]
     step = max(1, (1 << 20) // max(1, array[0].size))
     starts = list(range(0, n, step))
-    workers = min(len(starts), _THREADS if _pool() else 1) if n * array[0].size >= (1 << 22) else 1
+    pool = _pool()                   # sets _THREADS
+    workers = min(len(starts), _THREADS) if n * array[0].size >= (1 << 22) else 1
     occupied = np.zeros(n, bool)
 
     def work(which):
@@ -110,7 +111,7 @@ def threshold_blocks(array: np.ndarray, lower: float, upper: float, invert: bool
     if workers == 1:
         parts = [work(0)]
     else:
-        parts = list(_pool().map(work, range(workers)))
+        parts = list(pool.map(work, range(workers)))
     count = sum(c for _, c in parts)
     if count == 0:
         return mask, 0, None
