@@ -116,9 +116,7 @@ def threshold_blocks(array: np.ndarray, lower: float, upper: float, invert: bool
     if count == 0:
         return mask, 0, None
     plane = np.logical_or.reduce([p for p, _ in parts])
-    box = tuple(slice(int(v[0]), int(v[-1]) + 1) for v in (
-        np.flatnonzero(occupied), np.flatnonzero(plane.max(axis=1)), np.flatnonzero(plane.max(axis=0))))
-    return mask, count, box
+    return mask, count, _box(occupied, plane)
 
 
 def threshold_mask(array: np.ndarray, lower: float, upper: float, invert: bool = False,
@@ -130,12 +128,17 @@ def threshold_mask(array: np.ndarray, lower: float, upper: float, invert: bool =
 
 def bounding_box(mask: np.ndarray):
     """KJI bounding box (tuple of slices) of a 3D mask's non-zero voxels; None if it has none."""
-    k = np.flatnonzero(mask.reshape(mask.shape[0], -1).max(axis=1))
+    occupied = mask.reshape(mask.shape[0], -1).max(axis=1)
+    k = np.flatnonzero(occupied)
     if k.size == 0:
         return None
-    plane = np.logical_or.reduce(mask[k[0]:k[-1] + 1], axis=0)
-    j, i = np.flatnonzero(plane.max(axis=1)), np.flatnonzero(plane.max(axis=0))
-    return tuple(slice(int(v[0]), int(v[-1]) + 1) for v in (k, j, i))
+    return _box(occupied, np.logical_or.reduce(mask[k[0]:k[-1] + 1], axis=0))
+
+
+def _box(occupied: np.ndarray, plane: np.ndarray) -> tuple:
+    """KJI slices from the occupied slices (K) and the OR of them projected on the JI plane."""
+    return tuple(slice(int(v[0]), int(v[-1]) + 1) for v in (
+        np.flatnonzero(occupied), np.flatnonzero(plane.max(axis=1)), np.flatnonzero(plane.max(axis=0))))
 
 
 def _value_range(array, roi):

@@ -114,7 +114,7 @@ class PatchSampler:
 
 def crop_size(aug, dims: int, patch) -> list:
     """Crop needed so that a rotated/zoomed/deformed patch is filled with image data."""
-    deform = getattr(aug, "deform_prob", 0.0) > 0
+    deform = aug.deform_prob > 0
     if aug.affine_prob <= 0 and not deform:
         return list(patch)
     f = 1.0
@@ -156,7 +156,7 @@ class Augmenter:
         centre = tuple(slice(s, s + p) for s, p in zip(start, self.patch))
         out_img, out_lab = img[(slice(None), slice(None)) + centre], lab[(slice(None), slice(None)) + centre]
         affine = rng.random_sample(B) < a.affine_prob
-        deform = rng.random_sample(B) < getattr(a, "deform_prob", 0.0)
+        deform = rng.random_sample(B) < a.deform_prob
         chosen = np.flatnonzero(affine | deform)
         if not len(chosen):
             return out_img.contiguous(), out_lab.contiguous()
@@ -226,7 +226,7 @@ class Augmenter:
         def chance(p):
             return per_sample((rng.random_sample(B) < p).astype(np.float32))
 
-        if getattr(a, "rotate90_prob", 0.0) > 0:
+        if a.rotate90_prob > 0:
             # rotations keep the anatomy's handedness (flips do not): k = 1..3 quarter turns per patch
             dims = tuple(2 + int(d) for d in a.rotate90_axes)
             turns = np.where(rng.random_sample(B) < a.rotate90_prob, rng.randint(1, 4, B), 0)
