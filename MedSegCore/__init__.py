@@ -2,13 +2,23 @@
 ``medseg`` command line.  Qt-free; torch and MONAI are imported only by the ``dnn`` subpackage,
 when a deep-learning feature is used.
 
-Layout:  geometry (RAS grids, the LPS/RAS pair), io (validated reading, atomic writing),
-headless (a Slicer scene outside Slicer), mrml (volume/segmentation node adapters),
-threshold/presets/autothreshold/cleanup (classical segmentation), segment_ops (node-level
-operations), metrics/report (evaluation), dnn (deep learning), cli (``medseg``).
+One path: file -> ``image`` (array, Geometry) -> engine -> ``mrml`` (segments, ``.seg.nrrd``).
+
+Layout (each folder's ``__init__`` says what it may import):
+  image/       reading/writing volumes (validated, atomic), the LPS/RAS geometry, resampling
+  threshold/   threshold engine, automatic methods, histograms, presets, clean-up, preview maths
+  evaluation/  metrics, label inputs and matching, overlays, the HTML report
+  dnn/         deep learning: model cards, loading, preprocessing, sliding-window inference, batches
+  train/       training U-Nets
+  mrml/        the Slicer adapter, the only folder importing ``slicer``/VTK: nodes, the headless
+               scene, Segment Editor apply, segment operations, tables, predictions, training cases
+  cli/         the ``medseg`` command line
+  errors.py (the error classes every entry point reports as one line), sample.py (the MNI152 demo
+  sample from nilearn).
+The engine folders never import ``mrml``; ``Testing/test_architecture.py`` enforces it.
 """
 __version__ = "0.1.0"
 
 from .errors import (CancelledError, EmptyResultError, InputError, MedSegError,  # noqa: F401
                      ParameterError)
-from .geometry import Geometry  # noqa: F401
+from .image.geometry import Geometry  # noqa: F401

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import InputError
-from .geometry import Geometry
+from .image.geometry import Geometry
 
 NAMES = {1: "Grey matter", 2: "White matter"}
 COLORS = {1: (0.6, 0.6, 0.6), 2: (0.95, 0.95, 0.85)}
@@ -57,7 +57,7 @@ def hemispheres(geometry: Geometry, gap_mm: float = GAP_MM) -> tuple:
 def otsu_labels(image: np.ndarray, region: np.ndarray) -> tuple:
     """Multi-Otsu baseline, 4 classes over the brain voxels of ``region`` (background/CSF/GM/WM):
     GM = class 3, WM = class 4.  Returns (labels 1 GM / 2 WM, classes, thresholds)."""
-    from .autothreshold import multi_otsu
+    from .threshold.autothreshold import multi_otsu
 
     th = multi_otsu(image, 4, mask=region)
     cls = (np.digitize(image, th, right=True) + 1) * region

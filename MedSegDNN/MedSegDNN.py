@@ -1,6 +1,6 @@
 """MedSegDNN: run MONAI U-Net models on loaded volumes, and evaluate segmentations against ground truth.
 
-A thin Qt layer over MedSegCore.dnn (model cards, loading, inference) and MedSegCore.evaluation_nodes.
+A thin Qt layer over MedSegCore.dnn (model cards, loading, inference) and MedSegCore.mrml.evaluation_tables.
 torch and MONAI are not needed to load this module; they are installed on first use after the
 user confirms.  Runs happen in a separate process (see MedSegCore/dnn/process.py for why).
 """
@@ -20,8 +20,9 @@ for _dir in (os.path.dirname(os.path.abspath(__file__)), os.path.dirname(os.path
     if os.path.isdir(os.path.join(_dir, "MedSegCore")) and _dir not in sys.path:
         sys.path.append(_dir)
 
-from MedSegCore import evaluation_nodes, mrml  # noqa: E402
-from MedSegCore.dnn import PredictOptions, nodes  # noqa: E402
+from MedSegCore.mrml import evaluation_tables, nodes  # noqa: E402
+from MedSegCore.dnn import PredictOptions  # noqa: E402
+from MedSegCore.mrml import predictions
 from MedSegCore.errors import MedSegError  # noqa: E402
 from MedSegDNNLib.SelfTest import MedSegDNNTest  # noqa: E402,F401  (Slicer finds <Module>Test here)
 from MedSegDNNLib.Widget import MedSegDNNWidget  # noqa: E402,F401  (Slicer finds <Module>Widget here)
@@ -105,7 +106,7 @@ class MedSegDNNLogic(ScriptedLoadableModuleLogic):  # noqa: F405
         """(array, Geometry) of each input volume (one per model input channel)."""
         if not volumeNodes or any(v is None for v in volumeNodes):
             raise MedSegError("select an input volume")
-        return [mrml.volume_array(v) for v in volumeNodes]
+        return [nodes.volume_array(v) for v in volumeNodes]
 
     def memoryEstimateText(self, volumeNode, model, options) -> str:
         from MedSegCore.dnn import card as cards, estimate_memory, resolve_device
@@ -115,7 +116,7 @@ class MedSegDNNLogic(ScriptedLoadableModuleLogic):  # noqa: F405
         if card is None:
             return "Starting…"
         roi = options.roi or card.roi_size
-        estimate = estimate_memory(card, mrml.geometry_of(volumeNode).size, roi, options.sw_batch,
+        estimate = estimate_memory(card, nodes.geometry_of(volumeNode).size, roi, options.sw_batch,
                                    resolve_device(options.device))
         return f"Starting… estimated memory {estimate.text}"
 
@@ -153,12 +154,12 @@ class MedSegDNNLogic(ScriptedLoadableModuleLogic):  # noqa: F405
     def _write(self, labelmap, labels, probabilities, volumeNode, segmentationNode):
         from types import SimpleNamespace
 
-        geometry = mrml.geometry_of(volumeNode)
+        geometry = nodes.geometry_of(volumeNode)
         result = SimpleNamespace(labelmap=labelmap, labels=labels, probabilities=probabilities)
-        node, self._undo = nodes.write_prediction(result, geometry, volumeNode, segmentationNode,
+        node, self._undo = predictions.write_prediction(result, geometry, volumeNode, segmentationNode,
                                                   f"{volumeNode.GetName()} DNN")
         if probabilities:
-            nodes.add_probability_volumes(result, geometry, volumeNode.GetName())
+            predictions.add_probability_volumes(result, geometry, volumeNode.GetName())
         return node
 
     def undoLastRun(self):
@@ -171,11 +172,11 @@ class MedSegDNNLogic(ScriptedLoadableModuleLogic):  # noqa: F405
     def evaluate(self, predictedNode, referenceNode, tableNode=None, createDisagreement=True, mapping=None):
         """Metrics of ``predictedNode`` against ``referenceNode`` into a table node (and optionally a
         disagreement segmentation with false positives and negatives).  Returns (table, disagreement)."""
-        rows, pred, ref, geometry = evaluation_nodes.evaluate_nodes(predictedNode, referenceNode, mapping)
-        table = evaluation_nodes.metrics_table(rows, tableNode)
+        rows, pred, ref, geometry = evaluation_tables.evaluate_nodes(predictedNode, referenceNode, mapping)
+        table = evaluation_tables.metrics_table(rows, tableNode)
         disagreement = None
         if createDisagreement:
-            disagreement = evaluation_nodes.disagreement_segmentation(
+            disagreement = evaluation_tables.disagreement_segmentation(
                 rows, pred, ref, geometry, f"{predictedNode.GetName()} vs {referenceNode.GetName()}")
         logging.info("MedSegDNN evaluation: %s", "; ".join(f"{r.segment} Dice {r.dice:.3f}" for r in rows))
         return table, disagreement
@@ -196,7 +197,7 @@ class MedSegDNNLogic(ScriptedLoadableModuleLogic):  # noqa: F405
         """Train on scene segmentations (each with its source volume) in a child process; poll the
         returned TrainingProcess and call finishTraining when it has finished."""
         from MedSegCore.train.process import TrainingProcess
-        from MedSegCore.train.scene import cases_from_segmentations
+        from MedSegCore.mrml.training_cases import cases_from_segmentations
 
         if not outputFolder:
             raise MedSegError("choose an output folder for the trained model")
@@ -206,7 +207,7 @@ class MedSegDNNLogic(ScriptedLoadableModuleLogic):  # noqa: F405
 
     def updateLearningCurve(self, process, tableNode=None, chartNode=None):
         """Table and plot chart nodes of the run's loss and validation Dice per epoch."""
-        from MedSegCore.train.scene import learning_curve_nodes
+        from MedSegCore.mrml.training_cases import learning_curve_nodes
 
         return learning_curve_nodes(process.history, tableNode, chartNode)
 

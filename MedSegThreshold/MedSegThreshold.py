@@ -23,7 +23,8 @@ for _dir in (os.path.dirname(os.path.abspath(__file__)), os.path.dirname(os.path
     if os.path.isdir(os.path.join(_dir, "MedSegCore")) and _dir not in sys.path:
         sys.path.append(_dir)
 
-from MedSegCore import presets, segment_ops, threshold  # noqa: E402
+from MedSegCore.threshold import presets, engine  # noqa: E402
+from MedSegCore.mrml import segment_ops
 from MedSegCore.errors import MedSegError  # noqa: E402
 from SegmentEditorMedSegThresholdLib import EFFECT_SOURCE, registerEffect  # noqa: E402,F401
 
@@ -147,16 +148,16 @@ class MedSegThresholdLogic(ScriptedLoadableModuleLogic):  # noqa: F405
         return MedSegThresholdParameterNode(super().getParameterNode())
 
     @staticmethod
-    def parametersFromNode(p) -> threshold.ThresholdParameters:
+    def parametersFromNode(p) -> engine.ThresholdParameters:
         """ThresholdParameters from the panel's parameter node."""
         src = p.rangeSource
-        return threshold.ThresholdParameters(
+        return engine.ThresholdParameters(
             lower=p.lower if src == "range" else None, upper=p.upper if src == "range" else None,
             preset=p.preset if src == "preset" else None, method=p.method if src == "method" else None,
             levels=p.levels if src == "levels" else None, invert=p.invert, name=p.segmentName or None,
-            cleanup=threshold.CleanupOptions(p.largestComponent, p.minSizeMm3, p.fillHoles, p.perSlice))
+            cleanup=engine.CleanupOptions(p.largestComponent, p.minSizeMm3, p.fillHoles, p.perSlice))
 
-    def apply(self, volumeNode, params: threshold.ThresholdParameters, segmentationNode=None,
+    def apply(self, volumeNode, params: engine.ThresholdParameters, segmentationNode=None,
               maskSegmentation=None, maskSegmentName=None, maskFile=None, copyMask=False, replace=False):
         """Threshold ``volumeNode`` into ``segmentationNode`` (a new node if None).
 
@@ -168,15 +169,15 @@ class MedSegThresholdLogic(ScriptedLoadableModuleLogic):  # noqa: F405
         roi = None
         if maskSegmentation is not None:
             names = [maskSegmentName] if maskSegmentName else None
-            from MedSegCore import mrml
-            names = names or mrml.segment_names(maskSegmentation)
+            from MedSegCore.mrml import nodes
+            names = names or nodes.segment_names(maskSegmentation)
             if not names:
                 raise MedSegError(f"mask segmentation '{maskSegmentation.GetName()}' has no segments")
             import numpy as np
             roi = np.logical_or.reduce([segment_ops.mask_from_segment(maskSegmentation, n, volumeNode) for n in names])
         elif maskFile:
-            from MedSegCore import mrml
-            roi = segment_ops.mask_from_file(maskFile, mrml.geometry_of(volumeNode))
+            from MedSegCore.mrml import nodes
+            roi = segment_ops.mask_from_file(maskFile, nodes.geometry_of(volumeNode))
         if copyMask and roi is None:
             raise MedSegError("copying the mask in needs a mask segmentation or a mask file")
         segmentationNode, results = segment_ops.apply_threshold(volumeNode, params, segmentationNode, roi, replace)
@@ -204,54 +205,55 @@ class MedSegThresholdTest(ScriptedLoadableModuleTest):  # noqa: F405
 
     def _volume(self):
         import numpy as np
-        from MedSegCore import mrml
-        from MedSegCore.geometry import Geometry
+        from MedSegCore.mrml import nodes
+        from MedSegCore.image.geometry import Geometry
 
         rng = np.random.default_rng(7)
         array = rng.integers(-1000, 1500, size=(24, 40, 48)).astype(np.int16)
         geometry = Geometry((48, 40, 24), (0.8, 0.8, 2.5), (-20, 10, 5), [[0, -1, 0], [1, 0, 0], [0, 0, 1]])
-        return array, geometry, mrml.add_volume_node(array, geometry, "synthetic")
+        return array, geometry, nodes.add_volume_node(array, geometry, "synthetic")
 
     def test_voxel_counts_match_numpy(self):
         import numpy as np
-        from MedSegCore import mrml
+        from MedSegCore.mrml import nodes
 
         self.delayDisplay("Threshold voxel counts against numpy")
         array, geometry, volume = self._volume()
         logic = MedSegThresholdLogic()
-        seg, results = logic.apply(volume, threshold.ThresholdParameters(lower=200, upper=700, name="Bone"))
+        seg, results = logic.apply(volume, engine.ThresholdParameters(lower=200, upper=700, name="Bone"))
         expected = np.count_nonzero((array >= 200) & (array <= 700))
         self.assertEqual(results[0].voxels, expected)
-        written = mrml.segment_array(seg, mrml.segment_id_by_name(seg, "Bone"), volume)
+        written = nodes.segment_array(seg, nodes.segment_id_by_name(seg, "Bone"), volume)
         self.assertEqual(int(np.count_nonzero(written)), expected)
         self.assertTrue(np.array_equal(written, (array >= 200) & (array <= 700)))
         self.assertAlmostEqual(results[0].volume_ml, expected * 0.8 * 0.8 * 2.5 / 1000, places=6)
-        _, inverted = logic.apply(volume, threshold.ThresholdParameters(lower=200, upper=700, invert=True, name="Not"),
+        _, inverted = logic.apply(volume, engine.ThresholdParameters(lower=200, upper=700, invert=True, name="Not"),
                                   seg)
         self.assertEqual(inverted[0].voxels, array.size - expected)
 
     def test_existing_segments_untouched(self):
         import numpy as np
-        from MedSegCore import mrml
+        from MedSegCore.mrml import nodes
 
         self.delayDisplay("Writing into an existing segmentation touches only its own segment")
         array, geometry, volume = self._volume()
         logic = MedSegThresholdLogic()
-        seg, _ = logic.apply(volume, threshold.ThresholdParameters(lower=-1000, upper=0, name="Low"))
-        before = mrml.segment_array(seg, mrml.segment_id_by_name(seg, "Low"), volume).copy()
-        logic.apply(volume, threshold.ThresholdParameters(lower=-500, upper=500, name="Mid"), seg)
-        after = mrml.segment_array(seg, mrml.segment_id_by_name(seg, "Low"), volume)
+        seg, _ = logic.apply(volume, engine.ThresholdParameters(lower=-1000, upper=0, name="Low"))
+        before = nodes.segment_array(seg, nodes.segment_id_by_name(seg, "Low"), volume).copy()
+        logic.apply(volume, engine.ThresholdParameters(lower=-500, upper=500, name="Mid"), seg)
+        after = nodes.segment_array(seg, nodes.segment_id_by_name(seg, "Low"), volume)
         self.assertTrue(np.array_equal(before, after))
-        self.assertEqual(mrml.segment_names(seg), ["Low", "Mid"])
+        self.assertEqual(nodes.segment_names(seg), ["Low", "Mid"])
         with self.assertRaises(MedSegError):
-            logic.apply(volume, threshold.ThresholdParameters(lower=0, upper=10, name="Low"), seg)
-        self.assertTrue(np.array_equal(before, mrml.segment_array(seg, mrml.segment_id_by_name(seg, "Low"), volume)))
+            logic.apply(volume, engine.ThresholdParameters(lower=0, upper=10, name="Low"), seg)
+        self.assertTrue(np.array_equal(before, nodes.segment_array(seg, nodes.segment_id_by_name(seg, "Low"), volume)))
 
     def test_mask_file_and_copy(self):
         import tempfile
 
         import numpy as np
-        from MedSegCore import io, mrml
+        from MedSegCore.image import io
+        from MedSegCore.mrml import nodes
 
         self.delayDisplay("Threshold only inside a mask file, and copy the mask in as a segment")
         array, geometry, volume = self._volume()
@@ -261,19 +263,19 @@ class MedSegThresholdTest(ScriptedLoadableModuleTest):  # noqa: F405
             path = os.path.join(folder, "roi.nii.gz")
             io.write_volume(roi, geometry, path)
             seg, [r] = MedSegThresholdLogic().apply(
-                volume, threshold.ThresholdParameters(lower=200, upper=700, name="Inside"), maskFile=path, copyMask=True)
+                volume, engine.ThresholdParameters(lower=200, upper=700, name="Inside"), maskFile=path, copyMask=True)
         self.assertEqual(r.voxels, int(np.count_nonzero((array >= 200) & (array <= 700) & (roi == 1))))
-        self.assertEqual(mrml.segment_names(seg), ["Inside", "Mask"])
-        self.assertTrue(np.array_equal(mrml.segment_array(seg, mrml.segment_id_by_name(seg, "Mask"), volume), roi == 1))
+        self.assertEqual(nodes.segment_names(seg), ["Inside", "Mask"])
+        self.assertTrue(np.array_equal(nodes.segment_array(seg, nodes.segment_id_by_name(seg, "Mask"), volume), roi == 1))
 
     def test_bad_input_leaves_scene_unchanged(self):
         self.delayDisplay("Bad input: clear errors, scene unchanged")
         _, _, volume = self._volume()
         logic = MedSegThresholdLogic()
         count = slicer.mrmlScene.GetNumberOfNodes()
-        for params in (threshold.ThresholdParameters(lower=10, upper=5),
-                       threshold.ThresholdParameters(lower=5000, upper=6000),
-                       threshold.ThresholdParameters(preset="no-such-preset")):
+        for params in (engine.ThresholdParameters(lower=10, upper=5),
+                       engine.ThresholdParameters(lower=5000, upper=6000),
+                       engine.ThresholdParameters(preset="no-such-preset")):
             with self.assertRaises(MedSegError):
                 logic.apply(volume, params)
             self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), count)

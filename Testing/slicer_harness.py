@@ -1,7 +1,7 @@
 """Headless Slicer harness: what the Slicer application supplies to scripted modules, and no more.
 
 The MRML scene and the Colors, Volumes and Segmentations module logics are Slicer's real classes
-from the ``slicer-core`` wheel (built by :func:`MedSegCore.headless.ensure_scene`).  This file adds
+from the ``slicer-core`` wheel (built by :func:`MedSegCore.mrml.scene.ensure_scene`).  This file adds
 only what the Qt application would otherwise provide to a module file:
 
 * ``slicer.ScriptedLoadableModule``: the four base classes, with Slicer's behaviour for what runs
@@ -162,7 +162,7 @@ def install():
     """Create the headless scene and module logics and the import stand-ins (idempotent)."""
     if ROOT not in sys.path:
         sys.path.insert(0, ROOT)
-    from MedSegCore.headless import ensure_scene
+    from MedSegCore.mrml.scene import ensure_scene
     import slicer
 
     ensure_scene()

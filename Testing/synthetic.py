@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from MedSegCore.geometry import Geometry, to_sitk
+from MedSegCore.image.geometry import Geometry, to_sitk
 
 
 def rotation(ax: float = 0.3, bx: float = 0.2) -> np.ndarray:

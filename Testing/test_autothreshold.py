@@ -1,4 +1,4 @@
-"""MedSegCore.autothreshold against SimpleITK's threshold filters on the same arrays."""
+"""MedSegCore.threshold.autothreshold against SimpleITK's threshold filters on the same arrays."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 
 sitk = pytest.importorskip("SimpleITK")
 
-from MedSegCore import autothreshold as at  # noqa: E402
+from MedSegCore.threshold import autothreshold as at  # noqa: E402
 from MedSegCore.errors import ParameterError  # noqa: E402
 
 FILTERS = {"otsu": "Otsu", "huang": "Huang", "isodata": "IsoData",

@@ -6,7 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from MedSegCore import io, mrml
+from MedSegCore.image import io
+from MedSegCore.mrml import nodes
 from MedSegCore.cli import main
 from synthetic import oblique_geometry, sphere
 
@@ -30,13 +31,13 @@ def test_threshold_writes_real_segmentation_and_overlay(volume_file, tmp_path, c
     out, png = str(tmp_path / "ball.seg.nrrd"), str(tmp_path / "ball.png")
     assert main(["threshold", path, "-o", out, "--lower", "150", "--upper", "1000", "--name", "Ball",
                  "--overlay", png]) == 0
-    node = mrml.load_segmentation(out)
-    assert mrml.segment_names(node) == ["Ball"]
-    mask = mrml.segment_arrays(node, g)["Ball"]
+    node = nodes.load_segmentation(out)
+    assert nodes.segment_names(node) == ["Ball"]
+    mask = nodes.segment_arrays(node, g)["Ball"]
     expected = (array >= 150) & (array <= 1000)
     assert mask.sum() == expected.sum() > 0
     assert np.array_equal(mask, expected)
-    np.testing.assert_allclose(mrml.reference_geometry(node).ijk_to_ras(), g.ijk_to_ras(), atol=1e-9)
+    np.testing.assert_allclose(nodes.reference_geometry(node).ijk_to_ras(), g.ijk_to_ras(), atol=1e-9)
     from PIL import Image
     image = np.asarray(Image.open(png).convert("RGB")).astype(int)
     # 50% red-ish segment over greyscale: some pixels are clearly coloured, others grey.
@@ -102,7 +103,7 @@ def test_threshold_inside_mask_file_and_copy_mask(volume_file, tmp_path):
     out = str(tmp_path / "masked.seg.nrrd")
     assert main(["threshold", path, "-o", out, "--lower", "150", "--name", "Ball", "--mask",
                  str(tmp_path / "roi.nrrd"), "--mask-as-segment", "ROI"]) == 0
-    arrays = mrml.segment_arrays(mrml.load_segmentation(out), g)
+    arrays = nodes.segment_arrays(nodes.load_segmentation(out), g)
     assert set(arrays) == {"Ball", "ROI"}
     assert np.array_equal(arrays["ROI"], roi == 1)
     assert arrays["Ball"].sum() == ((array >= 150) & (roi == 1)).sum() > 0

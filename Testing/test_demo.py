@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from MedSegCore import mrml
+from MedSegCore.mrml import nodes
 from MedSegCore.cli import main
 
 
@@ -17,7 +17,7 @@ def test_demo_writes_results_and_the_model_beats_the_baseline(tmp_path, capsys):
                  "threshold_baseline.seg.nrrd", "threshold_baseline.png", "dnn.seg.nrrd", "dnn.png",
                  os.path.join("report", "index.html")):
         assert os.path.getsize(os.path.join(out, name)) > 0, name
-    assert mrml.segment_names(mrml.load_segmentation(os.path.join(out, "dnn.seg.nrrd"))) == \
+    assert nodes.segment_names(nodes.load_segmentation(os.path.join(out, "dnn.seg.nrrd"))) == \
         ["Grey matter", "White matter"]
     dice = {}
     for line in text.splitlines():

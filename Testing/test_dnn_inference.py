@@ -8,7 +8,7 @@ from MedSegCore.dnn import PredictOptions, card_from_dict, predict
 from MedSegCore.dnn.inference import _plan, estimate_memory, resolve_device, run_inference, window_count
 from MedSegCore.dnn.loading import LoadedModel, load_model
 from MedSegCore.errors import CancelledError, InputError, MedSegError, ParameterError
-from MedSegCore.geometry import Geometry
+from MedSegCore.image.geometry import Geometry
 
 torch.set_num_threads(2)
 

@@ -12,7 +12,7 @@ from monai.networks.nets import UNet
 from MedSegCore.dnn import PredictOptions, predict
 from MedSegCore.dnn.loading import DEFAULT_MODEL_DIR, load_model, read_state_dict
 from MedSegCore.errors import InputError, ParameterError
-from MedSegCore.geometry import Geometry
+from MedSegCore.image.geometry import Geometry
 
 torch.set_num_threads(2)
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),

@@ -11,7 +11,7 @@ from MedSegCore.dnn.loading import LoadedModel
 from MedSegCore.dnn.preprocess import (apply_orientation, normalize, orientation_transform, prepare, resample,
                                        target_grid, undo_orientation)
 from MedSegCore.errors import ParameterError
-from MedSegCore.geometry import Geometry
+from MedSegCore.image.geometry import Geometry
 
 torch.set_num_threads(2)
 

@@ -1,4 +1,4 @@
-"""MedSegCore.editor_apply through Slicer's real vtkSlicerSegmentEditorLogic and MRML (headless).
+"""MedSegCore.mrml.editor_apply through Slicer's real vtkSlicerSegmentEditorLogic and MRML (headless).
 
 Every expected voxel set is computed with numpy on the volume array and compared with what the
 segmentation holds afterwards (exported by Slicer's own ``arrayFromSegmentBinaryLabelmap``).
@@ -8,10 +8,10 @@ import pytest
 
 import slicer
 
-from MedSegCore import editor_apply, mrml
+from MedSegCore.mrml import editor_apply, nodes
 from MedSegCore.errors import EmptyResultError, ParameterError
-from MedSegCore.geometry import Geometry
-from MedSegCore.threshold import CleanupOptions, ThresholdParameters
+from MedSegCore.image.geometry import Geometry
+from MedSegCore.threshold.engine import CleanupOptions, ThresholdParameters
 from effect_standin import LogicBackedScriptedEffect
 
 SHAPE = (8, 12, 14)                       # K, J, I
@@ -33,14 +33,14 @@ class Editor:
         rng = np.random.default_rng(7)
         self.array = rng.integers(0, 200, SHAPE).astype(np.int16) if array is None else array
         self.geometry = Geometry(tuple(reversed(SHAPE)), SPACING, origin, direction)
-        self.volume = mrml.add_volume_node(self.array, self.geometry, "source")
-        self.seg = mrml.new_segmentation_node("seg", self.volume)
+        self.volume = nodes.add_volume_node(self.array, self.geometry, "source")
+        self.seg = nodes.new_segmentation_node("seg", self.volume)
         self.logic = editor_apply.editor_logic(self.seg, self.volume)
         self.node = self.logic.GetSegmentEditorNode()
         box = np.zeros(SHAPE, bool)
         box[2:7, 3:9, 4:12] = True
         self.box = box
-        self.other = mrml.write_segment(self.seg, box, self.geometry, "Other")
+        self.other = nodes.write_segment(self.seg, box, self.geometry, "Other")
         self.target = self.seg.GetSegmentation().AddEmptySegment("", "Target", [0.1, 0.8, 0.1])
         self.node.SetSelectedSegmentID(self.target)
 
@@ -167,11 +167,11 @@ def test_oblique_source_volume():
     e = Editor(direction=_rotation())
     assert e.geometry.is_oblique()
     (res,) = e.apply(lower=30, upper=120, cleanup=CleanupOptions(min_size_mm3=3 * 0.8 * 0.9 * 2.0))
-    from MedSegCore import cleanup
+    from MedSegCore.threshold import cleanup
     expected = cleanup.remove_small_islands(e.in_range(30, 120), 3 * 0.8 * 0.9 * 2.0, SPACING)
     assert np.array_equal(e.mask(e.target), expected)
     assert res.volume_ml == pytest.approx(expected.sum() * VOXEL_ML)
-    assert mrml.reference_geometry(e.seg).same_grid(e.geometry)
+    assert nodes.reference_geometry(e.seg).same_grid(e.geometry)
 
 
 def test_empty_result_leaves_scene_unchanged(ed):
@@ -279,7 +279,7 @@ def test_cropped_set_keeps_voxels_outside_the_editable_area(masking, modified_ex
 
 
 def test_box_extent():
-    from MedSegCore.threshold import bounding_box
+    from MedSegCore.threshold.engine import bounding_box
 
     mask = np.zeros((5, 6, 7), bool)
     assert bounding_box(mask) is None and editor_apply.box_extent(None, [0, 6, 0, 5, 0, 4]) is None
@@ -303,7 +303,7 @@ def test_slice_from_plane():
         editor_apply.slice_from_plane(source, plane)
 
 
-# --- live preview of the displayed slice (MedSegCore.slice_preview) -----------------------------
+# --- live preview of the displayed slice (MedSegCore.threshold.preview, MedSegCore.mrml.reslice) -----------------------------
 
 def _nearest(array, ijk_to_ras, xy_to_ras, w, h):
     """numpy reference: nearest-neighbour value under each XY pixel, NaN outside the volume."""
@@ -318,7 +318,7 @@ def _nearest(array, ijk_to_ras, xy_to_ras, w, h):
 
 @pytest.mark.parametrize("oblique", [False, True])
 def test_view_overlay_thresholds_the_displayed_slice(oblique):
-    from MedSegCore import slice_preview
+    from MedSegCore.mrml import reslice
 
     e = Editor(direction=_rotation() if oblique else np.eye(3))
     slice_node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSliceNode")
@@ -331,9 +331,9 @@ def test_view_overlay_thresholds_the_displayed_slice(oblique):
     for r in range(3):
         slice_to_ras.SetElement(r, 3, float(center[r]))
     slice_node.UpdateMatrices()
-    overlay = slice_preview.ViewOverlay()
+    overlay = reslice.ViewOverlay()
     rgba = overlay.update(e.volume, slice_node, [(50, 150, (1.0, 0.0, 0.0))], opacity=0.6)
-    xy_to_ras = slice_preview._matrix(slice_node.GetXYToRAS())
+    xy_to_ras = reslice._matrix(slice_node.GetXYToRAS())
     values = _nearest(e.array, e.geometry.ijk_to_ras(), xy_to_ras, 40, 30)
     inside_volume = ~np.isnan(values)
     assert overlay.outside == -32768 and overlay.values.dtype == np.int16     # resliced in the volume's type
@@ -353,22 +353,22 @@ def test_view_overlay_thresholds_the_displayed_slice(oblique):
     assert np.array_equal(rgba[..., 3] > 0, inside_volume)
     slice_node.SetSliceOffset(slice_node.GetSliceOffset() + 2.0)      # plane moved: resliced again
     overlay.update(e.volume, slice_node, [(50, 150, (1.0, 0.0, 0.0))])
-    moved = _nearest(e.array, e.geometry.ijk_to_ras(), slice_preview._matrix(slice_node.GetXYToRAS()), 40, 30)
+    moved = _nearest(e.array, e.geometry.ijk_to_ras(), reslice._matrix(slice_node.GetXYToRAS()), 40, 30)
     assert np.array_equal(overlay.inside(), ~np.isnan(moved))
     assert np.array_equal(overlay.values[~np.isnan(moved)], moved[~np.isnan(moved)])
 
 
 @pytest.mark.parametrize("dtype, expected", [(np.int16, -32768), (np.uint8, 255), (np.float32, None)])
 def test_outside_marker_is_a_value_no_voxel_has(dtype, expected):
-    from MedSegCore import slice_preview
+    from MedSegCore.mrml import reslice
 
     array = np.arange(60, dtype=dtype).reshape(3, 4, 5)           # uint8: uses 0, so the marker is 255
-    volume = mrml.add_volume_node(array, Geometry((5, 4, 3), (1, 1, 1), (0, 0, 0), np.eye(3)), "marker")
-    assert slice_preview.outside_marker(volume.GetImageData()) == expected
+    volume = nodes.add_volume_node(array, Geometry((5, 4, 3), (1, 1, 1), (0, 0, 0), np.eye(3)), "marker")
+    assert reslice.outside_marker(volume.GetImageData()) == expected
     array = np.array([0, 255] * 30, np.uint8).reshape(3, 4, 5)    # whole uint8 range: NaN in float32
-    volume = mrml.add_volume_node(array, Geometry((5, 4, 3), (1, 1, 1), (0, 0, 0), np.eye(3)), "full")
-    assert slice_preview.outside_marker(volume.GetImageData()) is None
-    resampler = slice_preview.SliceResampler()
+    volume = nodes.add_volume_node(array, Geometry((5, 4, 3), (1, 1, 1), (0, 0, 0), np.eye(3)), "full")
+    assert reslice.outside_marker(volume.GetImageData()) is None
+    resampler = reslice.SliceResampler()
     xy = np.eye(4)
     xy[:3, 3] = [-2, -2, 1]                                       # a 4x4-pixel view half off the volume
     values = resampler.slice(volume.GetImageData(), np.eye(4), xy, (4, 4))
@@ -378,14 +378,14 @@ def test_outside_marker_is_a_value_no_voxel_has(dtype, expected):
 
 
 def test_axial_preview_and_classes():
-    from MedSegCore import slice_preview
+    from MedSegCore.threshold import preview
 
     array = np.random.default_rng(1).integers(-1000, 1000, (3, 64, 80)).astype(np.int16)
-    mask, rgba = slice_preview.axial_preview(array, 1, -100, 300, invert=True, color=(0, 1, 0), opacity=1.0)
+    mask, rgba = preview.axial_preview(array, 1, -100, 300, invert=True, color=(0, 1, 0), opacity=1.0)
     assert np.array_equal(mask, (array[1] < -100) | (array[1] > 300))
     assert (rgba[mask] == [0, 255, 0, 255]).all() and (rgba[~mask] == 0).all()
     ranges = [(-1000, -1, (1, 0, 0)), (0, 999, (0, 0, 1))]
-    rgba = slice_preview.classes_rgba(array[2], ranges, opacity=1.0)
+    rgba = preview.classes_rgba(array[2], ranges, opacity=1.0)
     assert (rgba[array[2] < 0] == [255, 0, 0, 255]).all() and (rgba[array[2] >= 0] == [0, 0, 255, 255]).all()
     with pytest.raises(ParameterError):
-        slice_preview.axial_preview(array, 3, 0, 1)
+        preview.axial_preview(array, 3, 0, 1)

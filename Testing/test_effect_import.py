@@ -16,8 +16,8 @@ import pytest
 
 import slicer
 
-from MedSegCore import editor_apply, mrml
-from MedSegCore.geometry import Geometry
+from MedSegCore.mrml import editor_apply, nodes
+from MedSegCore.image.geometry import Geometry
 from effect_standin import LogicBackedScriptedEffect
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -70,7 +70,7 @@ def test_name_is_not_translated_and_registration_points_at_the_file():
 
 
 def test_method_combo_offers_every_autothreshold_method(effect_module):
-    from MedSegCore import autothreshold
+    from MedSegCore.threshold import autothreshold
     assert len(autothreshold.METHODS) == 11 and "li" in autothreshold.METHODS
     assert effect_module.autothreshold is autothreshold
 
@@ -79,8 +79,8 @@ def _scene():
     rng = np.random.default_rng(3)
     array = rng.integers(-100, 300, (6, 10, 12)).astype(np.int16)
     geometry = Geometry((12, 10, 6), (1.0, 1.0, 2.5), (0, 0, 0), np.eye(3))
-    volume = mrml.add_volume_node(array, geometry, "source")
-    seg = mrml.new_segmentation_node("seg", volume)
+    volume = nodes.add_volume_node(array, geometry, "source")
+    seg = nodes.new_segmentation_node("seg", volume)
     logic = editor_apply.editor_logic(seg, volume)
     return array, seg, volume, logic
 

@@ -5,9 +5,11 @@ import os
 import numpy as np
 import pytest
 
-from MedSegCore import io, metrics, mrml
+from MedSegCore.image import io
+from MedSegCore.evaluation import metrics
+from MedSegCore.mrml import nodes
 from MedSegCore.cli import main
-from MedSegCore.geometry import Geometry
+from MedSegCore.image.geometry import Geometry
 from synthetic import lps_geometry, sphere
 
 G = lps_geometry((40, 36, 20))
@@ -22,9 +24,9 @@ def balls(shift=0.0):
 
 
 def write_seg(path, labels, geometry=G):
-    seg = mrml.new_segmentation_node("S", geometry)
-    mrml.write_label_segments(seg, labels, geometry, [(1, "Tumour", (1, 0, 0)), (2, "Vessel", (0, 0, 1))])
-    mrml.save_segmentation(seg, path)
+    seg = nodes.new_segmentation_node("S", geometry)
+    nodes.write_label_segments(seg, labels, geometry, [(1, "Tumour", (1, 0, 0)), (2, "Vessel", (0, 0, 1))])
+    nodes.save_segmentation(seg, path)
 
 
 def test_label_maps_match_by_value_and_json_csv(tmp_path, capsys):
@@ -70,7 +72,7 @@ def test_folders_summary_overlay_and_report(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "summary (mean ± sd over cases)" in out and "(n=3" in out
     from PIL import Image
-    from MedSegCore import report
+    from MedSegCore.evaluation import report
     pixels = {tuple(p) for p in np.asarray(Image.open(tmp_path / "o.png").convert("RGB")).reshape(-1, 3)}
     grey = sum(1 for p in pixels if p[0] == p[1] == p[2])
     assert len(pixels) - grey >= 3            # agreement, false positive and false negative colours

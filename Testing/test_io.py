@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from MedSegCore import io
+from MedSegCore.image import io
 from MedSegCore.errors import InputError
-from MedSegCore.geometry import Geometry, from_sitk, to_sitk
+from MedSegCore.image.geometry import Geometry, from_sitk, to_sitk
 from synthetic import lps_geometry, oblique_geometry, write_dicom_series
 
 

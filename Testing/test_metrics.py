@@ -1,4 +1,4 @@
-"""Tests of MedSegCore.metrics against SimpleITK and MONAI, empty cases, matching and bad input."""
+"""Tests of MedSegCore.evaluation.metrics against SimpleITK and MONAI, empty cases, matching and bad input."""
 import json
 import math
 
@@ -7,8 +7,8 @@ import pytest
 from scipy import ndimage
 
 from MedSegCore.errors import InputError, MedSegError, ParameterError
-from MedSegCore.geometry import Geometry
-from MedSegCore.metrics import (METRICS, compute_metrics, evaluate, surface_distances,
+from MedSegCore.image.geometry import Geometry
+from MedSegCore.evaluation.metrics import (METRICS, compute_metrics, evaluate, surface_distances,
                                 summarize)
 
 SPACING = (0.7, 0.9, 2.5)            # I, J, K mm
@@ -32,7 +32,7 @@ def blob_pair(seed):
 
 def sitk_image(mask):
     geo = Geometry(mask.shape[::-1], SPACING, (10, -5, 3), np.eye(3))
-    from MedSegCore.geometry import to_sitk
+    from MedSegCore.image.geometry import to_sitk
     return to_sitk(mask.astype(np.uint8), geo)
 
 

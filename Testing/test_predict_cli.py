@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from MedSegCore import io, mrml
+from MedSegCore.image import io
+from MedSegCore.mrml import nodes
 from MedSegCore.cli import main
-from MedSegCore.dnn import batch, nodes
-from MedSegCore.geometry import Geometry
+from MedSegCore.dnn import batch
+from MedSegCore.mrml import predictions
+from MedSegCore.image.geometry import Geometry
 from synthetic import rotation, sphere, write_dicom_series
 
 OBLIQUE = Geometry((40, 40, 24), (1, 1, 1), (12.3, -45.6, 7.8), rotation())
@@ -79,12 +81,12 @@ def timing_rows(path):
 
 
 def check_seg(path, geometry, image):
-    node = mrml.load_segmentation(str(path))
-    ref = mrml.reference_geometry(node)
+    node = nodes.load_segmentation(str(path))
+    ref = nodes.reference_geometry(node)
     assert ref.size == geometry.size
     for a, b in ((ref.spacing, geometry.spacing), (ref.origin, geometry.origin), (ref.direction, geometry.direction)):
         np.testing.assert_allclose(a, b, atol=1e-6)
-    masks = mrml.segment_arrays(node, geometry)
+    masks = nodes.segment_arrays(node, geometry)
     assert list(masks) == ["Shell", "Core"]
     want = expected(image)
     assert masks["Shell"].sum() > 100 and masks["Core"].sum() > 50
@@ -105,12 +107,12 @@ def test_outputs_geometry_segments_and_timings(tmp_path, tnet, capsys):
     assert "case_a  ok" in std.out and "Shell: " in std.out
     node = check_seg(out / "case_a.seg.nrrd", OBLIQUE, a)
     seg = node.GetSegmentation()
-    shell = seg.GetSegment(mrml.segment_id_by_name(node, "Shell"))
+    shell = seg.GetSegment(nodes.segment_id_by_name(node, "Shell"))
     np.testing.assert_allclose(shell.GetColor(), (0.2, 0.8, 0.2), atol=1e-6)
     import slicer
     want_tag = slicer.vtkSlicerTerminologiesModuleLogic.SerializeTerminologyEntry(
-        nodes.TERMINOLOGY_CONTEXT, "123037004", "SCT", "Anatomical Structure", "4147007", "SCT", "Mass",
-        "", "", "", nodes.ANATOMY_CONTEXT, "", "", "", "", "", "")
+        predictions.TERMINOLOGY_CONTEXT, "123037004", "SCT", "Anatomical Structure", "4147007", "SCT", "Mass",
+        "", "", "", predictions.ANATOMY_CONTEXT, "", "", "", "", "", "")
     assert shell.GetTerminology() == want_tag
     check_seg(out / "case_b.seg.nrrd", LPS, b)
     labels, geom = io.read_volume(str(out / "case_b.nii.gz"))
@@ -194,7 +196,7 @@ def test_failing_cases_do_not_stop_the_batch(tmp_path, tnet, capsys, monkeypatch
     nan[3, 4, 5] = np.nan
     io.write_volume(nan, OBLIQUE, str(tmp_path / "nan.nrrd"))          # (ITK's NIfTI reader turns NaN into 0)
     io.write_volume(phantom(LPS), LPS, str(tmp_path / "writefail.nii.gz"))
-    real = mrml.save_segmentation
+    real = nodes.save_segmentation
 
     def failing_save(node, path):                    # the disk fills up half-way through one .seg.nrrd
         if "writefail" not in path:
@@ -202,7 +204,7 @@ def test_failing_cases_do_not_stop_the_batch(tmp_path, tnet, capsys, monkeypatch
         with io.atomic_path(path) as tmp:
             open(tmp, "wb").write(b"NRRD0004\npartial")
             raise OSError(28, "No space left on device")
-    monkeypatch.setattr(mrml, "save_segmentation", failing_save)
+    monkeypatch.setattr(nodes, "save_segmentation", failing_save)
     out = tmp_path / "out"
     assert main(["predict", str(tmp_path), "-o", str(out), "--model", tnet, "--labelmap"]) == 1
     std = capsys.readouterr()
@@ -248,9 +250,9 @@ def test_default_model_and_untrained_warning(tmp_path, capsys, caplog):
     out = tmp_path / "out"
     assert main(["predict", str(tmp_path / "brain.nii.gz"), "-o", str(out)]) == 0
     assert "UNTRAINED" not in caplog.text and "CUDA" in caplog.text and "memory: about" in caplog.text
-    node = mrml.load_segmentation(str(out / "brain.seg.nrrd"))
-    assert mrml.segment_names(node) == ["Grey matter", "White matter"]
-    ref = mrml.reference_geometry(node)
+    node = nodes.load_segmentation(str(out / "brain.seg.nrrd"))
+    assert nodes.segment_names(node) == ["Grey matter", "White matter"]
+    ref = nodes.reference_geometry(node)
     np.testing.assert_allclose(ref.ijk_to_ras(), OBLIQUE.ijk_to_ras(), atol=1e-6)
     seg = node.GetSegmentation().GetNthSegment(0)
     assert "~SCT^389081007^Gray matter~" in seg.GetTerminology()

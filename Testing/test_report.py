@@ -1,4 +1,4 @@
-"""Tests of MedSegCore.report: HTML content, overlays, atomic writing, and rendering in Chromium."""
+"""Tests of MedSegCore.evaluation.report: HTML content, overlays, atomic writing, and rendering in Chromium."""
 import base64
 import io
 import os
@@ -12,8 +12,8 @@ from PIL import Image
 from scipy import ndimage
 
 from MedSegCore.errors import ParameterError
-from MedSegCore.metrics import as_segment_masks, evaluate
-from MedSegCore.report import dice_plot_svg, disagreement_overlay, write_report
+from MedSegCore.evaluation.metrics import as_segment_masks, evaluate
+from MedSegCore.evaluation.report import dice_plot_svg, disagreement_overlay, write_report
 
 SPACING = (0.8, 0.8, 2.0)
 NAMES = {1: 'liver <b>"&', 2: "spleen"}

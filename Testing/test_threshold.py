@@ -2,10 +2,12 @@
 import numpy as np
 import pytest
 
-from MedSegCore import cleanup, io, mrml, segment_ops, threshold
+from MedSegCore.threshold import cleanup, engine
+from MedSegCore.image import io
+from MedSegCore.mrml import nodes, segment_ops
 from MedSegCore.errors import EmptyResultError, InputError, ParameterError
-from MedSegCore.geometry import Geometry
-from MedSegCore.threshold import CleanupOptions, ThresholdParameters
+from MedSegCore.image.geometry import Geometry
+from MedSegCore.threshold.engine import CleanupOptions, ThresholdParameters
 from synthetic import lps_geometry, sphere
 
 # Synthetic CT: each region has one exact HU value, so every preset's voxel count is known.
@@ -28,14 +30,14 @@ def ct():
                                            ("ct-fat", "fat"), ("ct-air", "air"), ("ct-vessels-contrast", "vessel")])
 def test_ct_presets_select_exactly_their_region(ct, preset, region):
     array, g = ct
-    [result] = threshold.segment(array, g.spacing, ThresholdParameters(preset=preset))
+    [result] = engine.segment(array, g.spacing, ThresholdParameters(preset=preset))
     assert result.voxels == np.count_nonzero(array == REGIONS[region])
     assert np.array_equal(result.mask, array == REGIONS[region])
 
 
 def test_invert_selects_the_complement(ct):
     array, g = ct
-    [result] = threshold.segment(array, g.spacing, ThresholdParameters(preset="ct-bone", invert=True))
+    [result] = engine.segment(array, g.spacing, ThresholdParameters(preset="ct-bone", invert=True))
     assert result.voxels == array.size - np.count_nonzero(array == REGIONS["bone"])
 
 
@@ -45,7 +47,7 @@ def test_mri_percentile_presets_split_the_foreground():
     array[2:18, 3:27, 3:27] = rng.uniform(1, 100, size=(16, 24, 24))
     spacing = (1, 1, 1)
     fg = array[array > 0]
-    counts = {p: threshold.segment(array, spacing, ThresholdParameters(preset=p))[0].voxels
+    counts = {p: engine.segment(array, spacing, ThresholdParameters(preset=p))[0].voxels
               for p in ("mri-dark", "mri-mid", "mri-bright")}
     assert counts["mri-bright"] == pytest.approx(0.25 * fg.size, rel=0.01)
     assert counts["mri-mid"] == pytest.approx(0.5 * fg.size, rel=0.01)
@@ -53,9 +55,9 @@ def test_mri_percentile_presets_split_the_foreground():
 
 
 def test_auto_method_range_runs_from_threshold_to_maximum(ct):
-    from MedSegCore import autothreshold
+    from MedSegCore.threshold import autothreshold
     array, g = ct
-    [result] = threshold.segment(array, g.spacing, ThresholdParameters(method="otsu"))
+    [result] = engine.segment(array, g.spacing, ThresholdParameters(method="otsu"))
     t = autothreshold.compute_threshold(array, "otsu")
     assert result.lower == autothreshold.bright_lower_bound(t, array.dtype) > t       # ITK: inside is <= t
     assert result.upper == array.max()
@@ -65,7 +67,7 @@ def test_auto_method_range_runs_from_threshold_to_maximum(ct):
 def test_multi_otsu_gives_one_segment_per_class_partitioning_the_volume():
     rng = np.random.default_rng(1)
     array = np.concatenate([rng.normal(m, 5, size=(10, 20, 20)) for m in (0, 100, 200)]).astype(np.float32)
-    results = threshold.segment(array, (1, 1, 1), ThresholdParameters(levels=3, name="Tissue"))
+    results = engine.segment(array, (1, 1, 1), ThresholdParameters(levels=3, name="Tissue"))
     assert [r.name for r in results] == ["Tissue 1", "Tissue 2", "Tissue 3"]
     total = np.zeros(array.shape, int)
     for r in results:
@@ -93,7 +95,7 @@ def test_cleanup_options():
 
 def test_mask_file_on_another_grid_is_resampled(ct, tmp_path):
     array, g = ct
-    volume = mrml.add_volume_node(array, g, "ct")
+    volume = nodes.add_volume_node(array, g, "ct")
     # coarse grid shifted 0.1 mm along I and K so that no fine voxel centre falls on a tie
     shifted = np.asarray(g.origin) + g.direction_matrix @ [0.1, 0.0, 0.1]
     coarse = Geometry((24, 20, 15), (1.2, 1.2, 6.0), shifted, g.direction)
@@ -112,14 +114,14 @@ def test_mask_file_on_another_grid_is_resampled(ct, tmp_path):
 
 def test_segment_as_mask_and_copy(ct):
     array, g = ct
-    volume = mrml.add_volume_node(array, g, "ct")
+    volume = nodes.add_volume_node(array, g, "ct")
     seg, _ = segment_ops.apply_threshold(volume, ThresholdParameters(preset="ct-soft-tissue", name="Body"))
     roi = segment_ops.mask_from_segment(seg, "Body", volume)
     _, [r] = segment_ops.apply_threshold(volume, ThresholdParameters(lower=-2000, upper=5000, name="All in body"),
                                          seg, roi=roi)
     assert r.voxels == np.count_nonzero(array == REGIONS["soft"])
     segment_ops.copy_mask_as_segment(volume, roi, "Body copy", seg)
-    assert mrml.segment_names(seg) == ["Body", "All in body", "Body copy"]
+    assert nodes.segment_names(seg) == ["Body", "All in body", "Body copy"]
     with pytest.raises(ParameterError, match="no segment 'Nope'.*Body"):
         segment_ops.mask_from_segment(seg, "Nope", volume)
 
@@ -131,29 +133,29 @@ def test_mask_errors(ct, tmp_path):
     with pytest.raises(InputError, match="does not overlap"):
         segment_ops.mask_from_file(str(tmp_path / "far.nrrd"), g)
     with pytest.raises(EmptyResultError, match="mask"):
-        threshold.segment(array, g.spacing, ThresholdParameters(lower=0), roi=np.zeros(array.shape, bool))
+        engine.segment(array, g.spacing, ThresholdParameters(lower=0), roi=np.zeros(array.shape, bool))
 
 
 def test_bad_parameters(ct):
     array, g = ct
     with pytest.raises(ParameterError, match="above upper"):
-        threshold.segment(array, g.spacing, ThresholdParameters(lower=5, upper=1))
+        engine.segment(array, g.spacing, ThresholdParameters(lower=5, upper=1))
     with pytest.raises(ParameterError, match="unknown preset 'x'.*ct-bone"):
-        threshold.segment(array, g.spacing, ThresholdParameters(preset="x"))
+        engine.segment(array, g.spacing, ThresholdParameters(preset="x"))
     with pytest.raises(ParameterError, match="2 to 5 classes"):
-        threshold.segment(array, g.spacing, ThresholdParameters(levels=7))
+        engine.segment(array, g.spacing, ThresholdParameters(levels=7))
     with pytest.raises(ParameterError, match="give a range"):
-        threshold.segment(array, g.spacing, ThresholdParameters())
+        engine.segment(array, g.spacing, ThresholdParameters())
     with pytest.raises(EmptyResultError, match="no voxel within 2000 .. 3000"):
-        threshold.segment(array, g.spacing, ThresholdParameters(lower=2000, upper=3000))
-    [r] = threshold.segment(array, g.spacing, ThresholdParameters(lower=2000, upper=3000, allow_empty=True))
+        engine.segment(array, g.spacing, ThresholdParameters(lower=2000, upper=3000))
+    [r] = engine.segment(array, g.spacing, ThresholdParameters(lower=2000, upper=3000, allow_empty=True))
     assert r.voxels == 0
     nan = array.astype(np.float32)
     nan[0, 0, 0] = np.nan
     with pytest.raises(ParameterError, match="NaN"):
-        threshold.segment(nan, g.spacing, ThresholdParameters(lower=0))
+        engine.segment(nan, g.spacing, ThresholdParameters(lower=0))
     with pytest.raises(ParameterError, match="3D"):
-        threshold.segment(array[0], g.spacing, ThresholdParameters(lower=0))
+        engine.segment(array[0], g.spacing, ThresholdParameters(lower=0))
 
 
 @pytest.mark.parametrize("invert", [False, True])
@@ -165,9 +167,9 @@ def test_threshold_blocks_count_and_box_match_numpy(invert):
     roi = np.zeros(array.shape, bool)
     roi[3:35, 20:170, 90:199] = True
     lo, hi = (-100, 150) if invert else (150, 400)
-    mask, count, box = threshold.threshold_blocks(array, lo, hi, invert, roi)
+    mask, count, box = engine.threshold_blocks(array, lo, hi, invert, roi)
     expected = (((array >= lo) & (array <= hi)) != invert) & roi
     assert np.array_equal(mask, expected) and count == int(expected.sum()) > 0
-    assert box == threshold.bounding_box(expected) == (slice(7, 29), slice(30, 95), slice(101, 187))
+    assert box == engine.bounding_box(expected) == (slice(7, 29), slice(30, 95), slice(101, 187))
     out = np.ones(array.shape, bool)
-    assert threshold.threshold_blocks(array, 1000, 2000, out=out) == (out, 0, None) and not out.any()
+    assert engine.threshold_blocks(array, 1000, 2000, out=out) == (out, 0, None) and not out.any()

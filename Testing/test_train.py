@@ -8,9 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from MedSegCore import io, mrml
+from MedSegCore.image import io
+from MedSegCore.mrml import nodes
 from MedSegCore.errors import InputError, MedSegError, ParameterError
-from MedSegCore.geometry import Geometry
+from MedSegCore.image.geometry import Geometry
 from MedSegCore.train import TrainConfig, load_config, load_data
 from MedSegCore.train.data import split_cases
 
@@ -317,11 +318,11 @@ def test_seg_nrrd_labels_are_matched_by_name(tmp_path):
     for n, order in enumerate((["Liver", "Spleen"], ["Spleen", "Liver"])):
         img, g, lab = balls(n, shape=(24, 24, 24), n=2)
         io.write_volume(img, g, str(tmp_path / f"img{n}.nrrd"))
-        seg = mrml.new_segmentation_node(f"s{n}", g)
+        seg = nodes.new_segmentation_node(f"s{n}", g)
         for name in order:
             mask = (lab > 0) & ((np.indices(g.shape)[2] < 12) == (name == "Liver"))
-            mrml.write_segment(seg, mask, g, name, color=(1, 0, 0) if name == "Liver" else (0, 0, 1))
-        mrml.save_segmentation(seg, str(tmp_path / f"lab{n}.seg.nrrd"))
+            nodes.write_segment(seg, mask, g, name, color=(1, 0, 0) if name == "Liver" else (0, 0, 1))
+        nodes.save_segmentation(seg, str(tmp_path / f"lab{n}.seg.nrrd"))
         rows.append({"image": f"img{n}.nrrd", "label": f"lab{n}.seg.nrrd"})
     (tmp_path / "list.json").write_text(json.dumps({"training": rows[:1], "validation": rows[1:]}))
     data = load_data(str(tmp_path / "list.json"))
@@ -330,9 +331,9 @@ def test_seg_nrrd_labels_are_matched_by_name(tmp_path):
     assert split_cases(data, 0.5, None, 0) == ([0], [1])
     liver = (np.indices(data.cases[1].label.shape)[2] < 12)
     assert set(np.unique(data.cases[1].label[liver])) <= {0, 1} and (data.cases[1].label == 2).any()
-    seg = mrml.new_segmentation_node("odd", g)
-    mrml.write_segment(seg, lab > 0, g, "Liver")
-    mrml.save_segmentation(seg, str(tmp_path / "odd.seg.nrrd"))
+    seg = nodes.new_segmentation_node("odd", g)
+    nodes.write_segment(seg, lab > 0, g, "Liver")
+    nodes.save_segmentation(seg, str(tmp_path / "odd.seg.nrrd"))
     (tmp_path / "bad.csv").write_text("image,label\nimg0.nrrd,lab0.seg.nrrd\nimg1.nrrd,odd.seg.nrrd\n")
     with pytest.raises(MedSegError, match="different segment sets"):
         load_data(str(tmp_path / "bad.csv"))

@@ -7,8 +7,8 @@ import sys
 
 import numpy as np
 
-from MedSegCore import io
-from MedSegCore.geometry import Geometry
+from MedSegCore.image import io
+from MedSegCore.image.geometry import Geometry
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from MedSegCore import io
+from MedSegCore.image import io
 from synthetic import lps_geometry
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

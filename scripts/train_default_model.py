@@ -13,7 +13,7 @@ Protocol (all in RAS millimetres, midline x = 0 from the template's affine):
   * NO left-right flip augmentation: the symmetric template's right hemisphere is the exact mirror
     image of the left one, so an L-R flip would put the test set into the training set.  The
     default config flips along no axis at all;
-  * baseline: multi-Otsu (MedSegCore.autothreshold.multi_otsu, 4 classes over the held-out region:
+  * baseline: multi-Otsu (MedSegCore.threshold.autothreshold.multi_otsu, 4 classes over the held-out region:
     background/CSF/GM/WM, GM = class 3, WM = class 4; the order is checked and printed).
 
 The shipped model (1.1.0) took two runs: stage 1 from scratch (stage1_config.json), stage 2
@@ -44,7 +44,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from MedSegCore.geometry import Geometry  # noqa: E402
+from MedSegCore.image.geometry import Geometry  # noqa: E402
 from MedSegCore.sample import NAMES, load_mni152 as load_template, otsu_labels, world_x  # noqa: E402
 
 log = logging.getLogger("medseg")
@@ -134,7 +134,7 @@ def perturbed_copies(t1, ref, right, geometry, quick: bool = False) -> list:
 
 # -- evaluation ------------------------------------------------------------------------------
 def dice_table(pred, ref, region, geometry) -> dict:
-    from MedSegCore import metrics
+    from MedSegCore.evaluation import metrics
 
     rows = metrics.evaluate(pred * region, ref * region, geometry, match="value", pred_names=NAMES,
                             ref_names=NAMES, distances=False)
@@ -178,7 +178,7 @@ def otsu_check(t1, ref, right, geometry) -> dict:
     classes = {int(c): {"mean": round(float(case["image"][cls == c].mean()), 3),
                         "share_gm": round(float((lab[cls == c] == 1).mean()), 3),
                         "share_wm": round(float((lab[cls == c] == 2).mean()), 3)} for c in range(1, 5)}
-    from MedSegCore.autothreshold import multi_otsu
+    from MedSegCore.threshold.autothreshold import multi_otsu
 
     nz = case["region"] & (case["image"] != 0)
     th2 = multi_otsu(case["image"], 4, mask=nz)
@@ -204,7 +204,7 @@ def write_report(path: Path, ev: dict, check: dict, info: dict) -> None:
                  "slightly optimistic; the perturbed copies were never seen during training." if info["select"] == "best"
                  else "The weights are the last epoch's: the right hemisphere only drew the learning curve and "
                  "picked nothing."), "",
-             "Dice per label (MedSegCore.metrics) inside the held-out region:", "",
+             "Dice per label (MedSegCore.evaluation.metrics) inside the held-out region:", "",
              "| Test case | Model GM | Model WM | multi-Otsu GM | multi-Otsu WM |", "|---|---|---|---|---|"]
     for r in ev["rows"]:
         m, o = r["model"], r["multi_otsu"]
@@ -212,7 +212,7 @@ def write_report(path: Path, ev: dict, check: dict, info: dict) -> None:
                      f"{o['Grey matter']:.4f} | {o['White matter']:.4f} |")
     cls = ", ".join(f"class {c}: mean {v['mean']}, GM {v['share_gm']:.0%}, WM {v['share_wm']:.0%}"
                     for c, v in check["classes"].items())
-    lines += ["", "multi-Otsu: MedSegCore.autothreshold.multi_otsu with 4 classes over the held-out region "
+    lines += ["", "multi-Otsu: MedSegCore.threshold.autothreshold.multi_otsu with 4 classes over the held-out region "
               f"(background/CSF/GM/WM), GM = class 3, WM = class 4. Class check on the clean right hemisphere "
               f"(thresholds {check['thresholds']}): {cls}.",
               f"For context, a label-informed variant (4 classes on non-zero voxels, classes 2+3 merged as GM, "

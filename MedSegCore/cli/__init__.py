@@ -1,6 +1,8 @@
 """The ``medseg`` command line: the same MedSegCore logic the Slicer modules use.
 
 Each subcommand lives in its own module with ``add_parser(subparsers)`` and ``run(args)``.
+A driver: may import every other folder, including the ``mrml`` adapter (segmentations are written
+through slicer-core); nothing imports ``cli`` but ``__main__`` and the console script.
 """
 from __future__ import annotations
 

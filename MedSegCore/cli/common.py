@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from .. import io
+from ..image import io
 from ..errors import InputError, ParameterError
 
 

@@ -7,7 +7,11 @@ import os
 import time
 
 
-from .. import io, metrics, mrml, overlay, report, sample, segment_ops, threshold
+from ..image import io
+from ..evaluation import metrics, overlay, report
+from ..mrml import nodes, segment_ops
+from .. import sample
+from ..threshold import engine
 from .common import to_rgb255
 
 log = logging.getLogger("medseg")
@@ -28,10 +32,10 @@ def add_parser(sub):
 
 
 def _write_seg(labels, geometry, reference, path, names=sample.NAMES):
-    seg = mrml.new_segmentation_node(os.path.basename(path).split(".")[0], reference)
-    mrml.write_label_segments(seg, labels, geometry, [(v, n, sample.COLORS.get(v)) for v, n in names.items()],
+    seg = nodes.new_segmentation_node(os.path.basename(path).split(".")[0], reference)
+    nodes.write_label_segments(seg, labels, geometry, [(v, n, sample.COLORS.get(v)) for v, n in names.items()],
                               replace=True)
-    mrml.save_segmentation(seg, path)
+    nodes.save_segmentation(seg, path)
     return seg
 
 
@@ -51,16 +55,16 @@ def run(args) -> int:
     log.info("sample: MNI152 2009 T1, %s voxels, %s mm, %s", "x".join(map(str, geometry.size)),
              "x".join(f"{s:g}" for s in geometry.spacing), geometry.axis_codes())
     io.write_volume(t1, geometry, os.path.join(out, "mni152_t1.nrrd"))
-    volume = mrml.add_volume_node(t1, geometry, "mni152_t1")
+    volume = nodes.add_volume_node(t1, geometry, "mni152_t1")
     _write_seg(ref, geometry, volume, os.path.join(out, "reference.seg.nrrd"))
 
     # Threshold: brain tissue (Otsu against background), then the multi-Otsu GM/WM baseline.
     start = time.perf_counter()
     brain_path = os.path.join(out, "brain_tissue.seg.nrrd")
-    seg, [brain] = segment_ops.apply_threshold(volume, threshold.ThresholdParameters(
+    seg, [brain] = segment_ops.apply_threshold(volume, engine.ThresholdParameters(
         method="otsu", name="Brain tissue", color=(0.9, 0.4, 0.3),
-        cleanup=threshold.CleanupOptions(largest_component=True)))
-    mrml.save_segmentation(seg, brain_path)
+        cleanup=engine.CleanupOptions(largest_component=True)))
+    nodes.save_segmentation(seg, brain_path)
     overlay.montage(t1, [(brain.mask, (230, 100, 80), 0.5)], os.path.join(out, "brain_tissue.png"))
     log.info("brain tissue: threshold %.4g .. %.4g -> %.1f mL; wrote %s", brain.lower, brain.upper,
              brain.volume_ml, brain_path)

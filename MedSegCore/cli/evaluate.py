@@ -7,8 +7,10 @@ import logging
 import os
 import time
 
-from .. import evaluation, io, metrics, report
-from ..resample import resample
+from ..evaluation import labels, metrics, report
+from ..mrml import label_files
+from ..image import io
+from ..image.resample import resample
 from ..errors import ParameterError
 from .common import check_output
 
@@ -95,11 +97,11 @@ def run(args) -> int:
     if args.report and os.path.exists(os.path.join(args.report, "index.html")) and not args.overwrite:
         raise ParameterError(f"--report {args.report} already holds a report; pass --overwrite to replace it")
     folders = os.path.isdir(args.pred) and os.path.isdir(args.gt)
-    cases = evaluation.pair_folders(args.pred, args.gt) if folders else [("", args.pred, args.gt)]
+    cases = labels.pair_folders(args.pred, args.gt) if folders else [("", args.pred, args.gt)]
     rows, timings, last = [], {}, None
     for case, pred_path, ref_path in cases:
         start = time.perf_counter()
-        case_rows, pred, ref = evaluation.evaluate_files(pred_path, ref_path, mapping, not args.no_distances, case)
+        case_rows, pred, ref = label_files.evaluate_files(pred_path, ref_path, mapping, not args.no_distances, case)
         timings[f"metrics {case}".strip()] = time.perf_counter() - start
         rows += case_rows
         last = (case_rows, pred, ref)
@@ -114,8 +116,8 @@ def run(args) -> int:
         if args.image:
             img, g = io.read_volume(args.image)
             image = img if g.same_grid(ref.geometry) else resample(img, g, ref.geometry, "linear")
-        pred_masks = evaluation.masks_of(pred, case_rows, "pred")
-        ref_masks = evaluation.masks_of(ref, case_rows, "ref")
+        pred_masks = labels.masks_of(pred, case_rows, "pred")
+        ref_masks = labels.masks_of(ref, case_rows, "ref")
         if args.overlay:
             import numpy as np
             union_p = np.logical_or.reduce(list(pred_masks.values()))

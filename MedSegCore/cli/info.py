@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import io
+from ..image import io
 
 
 def add_parser(sub):

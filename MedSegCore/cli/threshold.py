@@ -5,7 +5,10 @@ import logging
 
 import numpy as np
 
-from .. import io, mrml, overlay, presets, segment_ops, threshold
+from ..image import io
+from ..mrml import nodes, segment_ops
+from ..evaluation import overlay
+from ..threshold import presets, engine
 from ..errors import ParameterError
 from .common import check_output, parse_color, to_rgb255
 
@@ -52,11 +55,11 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
-def params_from_args(args) -> threshold.ThresholdParameters:
-    return threshold.ThresholdParameters(
+def params_from_args(args) -> engine.ThresholdParameters:
+    return engine.ThresholdParameters(
         lower=args.lower, upper=args.upper, method=args.method, levels=args.levels, preset=args.preset,
         invert=args.invert, name=args.name, color=parse_color(args.color), allow_empty=args.allow_empty,
-        cleanup=threshold.CleanupOptions(args.largest_component, args.min_size, args.fill_holes, args.per_slice))
+        cleanup=engine.CleanupOptions(args.largest_component, args.min_size, args.fill_holes, args.per_slice))
 
 
 def run(args) -> int:
@@ -64,8 +67,8 @@ def run(args) -> int:
     check_output(args.output, OUTPUTS, args.overwrite)
     if args.overlay:
         check_output(args.overlay, (".png",), args.overwrite, "overlay")
-    volume = mrml.read_volume_node(args.input, series_uid=args.series)
-    geometry = mrml.geometry_of(volume)
+    volume = nodes.read_volume_node(args.input, series_uid=args.series)
+    geometry = nodes.geometry_of(volume)
     roi = segment_ops.mask_from_file(args.mask, geometry, args.mask_segment) if args.mask else None
     seg, results = segment_ops.apply_threshold(volume, params, roi=roi)
     if args.mask_as_segment:
@@ -76,7 +79,7 @@ def run(args) -> int:
         log.info("%s: %g .. %g%s -> %d voxels, %.3f mL", r.name, r.lower, r.upper,
                  " (inverted)" if params.invert else "", r.voxels, r.volume_ml)
     if io.extension(args.output) == ".seg.nrrd":
-        mrml.save_segmentation(seg, args.output)
+        nodes.save_segmentation(seg, args.output)
     else:
         labels = np.zeros(geometry.shape, dtype=np.uint8)
         masks = [r.mask for r in results]
@@ -87,8 +90,8 @@ def run(args) -> int:
         io.write_volume(labels, geometry, args.output)
     log.info("wrote %s", args.output)
     if args.overlay:
-        array, _ = mrml.volume_array(volume)
-        layers = [(r.mask, to_rgb255(r.color or mrml.DEFAULT_COLORS[i % len(mrml.DEFAULT_COLORS)]), 0.5)
+        array, _ = nodes.volume_array(volume)
+        layers = [(r.mask, to_rgb255(r.color or nodes.DEFAULT_COLORS[i % len(nodes.DEFAULT_COLORS)]), 0.5)
                   for i, r in enumerate(results)]
         overlay.montage(array, layers, args.overlay)
         log.info("wrote %s", args.overlay)

@@ -1,9 +1,10 @@
 """Deep-learning segmentation: model cards, model loading, preprocessing, sliding-window inference.
 
 Importing this package does not import torch or MONAI (Slicer must start without them); the names
-that need them are loaded on first use.
+that need them are loaded on first use.  May import ``image``, ``threshold``, ``evaluation`` and
+``errors``; writing results as segments (``batch``) imports ``mrml`` inside functions only.
 
-    from MedSegCore.dnn import load_model, predict, PredictOptions
+    from . import load_model, predict, PredictOptions
     model = load_model("default", device="auto")
     result = predict([(array, geometry)], model, PredictOptions(probabilities=True))
 """

@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import io
+from ..image import io
 from ..errors import CancelledError, InputError, MedSegError, ParameterError
-from .nodes import label_specs
 from .predict import PredictOptions, predict
 
 log = logging.getLogger("medseg")
@@ -216,7 +215,9 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _write(inputs, pred, plan: dict, name: str, written: list) -> None:
-    from .. import mrml, overlay
+    from ..mrml import nodes
+    from ..mrml.predictions import label_specs
+    from ..evaluation import overlay
 
     geometry = inputs[0][1]
     for label, path in plan.get("probabilities", {}).items():
@@ -230,10 +231,10 @@ def _write(inputs, pred, plan: dict, name: str, written: list) -> None:
                   for lab in pred.labels]
         overlay.montage(inputs[0][0], layers, plan["overlay"])
         written.append(plan["overlay"])
-    seg = mrml.new_segmentation_node(name, geometry)
+    seg = nodes.new_segmentation_node(name, geometry)
     try:
-        mrml.write_label_segments(seg, pred.labelmap, geometry, label_specs(pred.labels))
-        mrml.save_segmentation(seg, plan["seg"])
+        nodes.write_label_segments(seg, pred.labelmap, geometry, label_specs(pred.labels))
+        nodes.save_segmentation(seg, plan["seg"])
         written.append(plan["seg"])
     finally:
         seg.GetScene().RemoveNode(seg)
@@ -295,7 +296,7 @@ def append_timings(path: str, result: CaseResult) -> None:
 def iter_batch(cases, model, options: BatchOptions, progress=None, cancel=None):
     """Run ``cases`` one after the other, yielding a CaseResult each; ``progress(index, count, name,
     fraction, text)`` follows every case and window.  Timings of processed cases go to the CSV."""
-    from ..headless import ensure_scene
+    from ..mrml.scene import ensure_scene
 
     os.makedirs(options.output_dir, exist_ok=True)
     ensure_scene()                      # start Slicer's scene once, outside the first case's timings

@@ -1,8 +1,8 @@
-"""Deep-learning dependencies: what is installed, whether CUDA is usable, and installing inside Slicer.
+"""Deep-learning dependencies: what is installed and whether CUDA is usable.
 
-Nothing is installed at import time.  Inside Slicer, :func:`install_in_slicer` installs torch through
-the PyTorch extension's ``PyTorchUtils`` (which picks the CUDA build matching the driver) and MONAI
-with pip, only after the user confirmed.
+Nothing is installed at import time.  Inside Slicer, ``MedSegCore.mrml.torch_install`` installs torch
+through the PyTorch extension's ``PyTorchUtils`` (which picks the CUDA build matching the driver) and
+MONAI with pip, only after the user confirmed.
 """
 from __future__ import annotations
 
@@ -64,26 +64,3 @@ def require(feature: str) -> None:
         missing = " and ".join(n for n, v in (("PyTorch", current.torch), ("MONAI", current.monai)) if v is None)
         raise MedSegError(f"{feature} needs {missing}: install torch (the build for your GPU, or the CPU one) "
                           "and then: pip install 'medseg[dnn]'")
-
-
-def install_in_slicer(confirm) -> DependencyStatus:
-    """Install what is missing, inside Slicer.  ``confirm(text) -> bool`` asks the user first."""
-    import slicer
-
-    current = status(check_cuda=False)
-    if current.ready:
-        return status()
-    if not confirm("MedSeg's deep-learning features need PyTorch and MONAI, which are not installed yet.\n\n"
-                   "Install them now? PyTorch comes from the PyTorch extension (a CUDA build matching your "
-                   "GPU driver when one is found); this can take several minutes."):
-        raise RuntimeError("installation of PyTorch/MONAI was declined")
-    if current.torch is None:
-        try:
-            import PyTorchUtils
-        except ModuleNotFoundError:
-            raise RuntimeError("the PyTorch extension is required: install it from the Extensions Manager") from None
-        if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False) is None:
-            raise RuntimeError("PyTorch was not installed")
-    if current.monai is None:
-        slicer.util.pip_install(MONAI_REQUIREMENT)
-    return status()

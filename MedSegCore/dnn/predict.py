@@ -1,5 +1,5 @@
 """End to end: input volumes -> network grid -> sliding-window inference -> labelmap (and optional
-probabilities) on the input grid, cleaned per label with :mod:`MedSegCore.cleanup`.
+probabilities) on the input grid, cleaned per label with :mod:`MedSegCore.threshold.cleanup`.
 Importing this module does not import torch; :func:`predict` does."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import cleanup
+from ..threshold import cleanup
 from ..errors import ParameterError
 
 

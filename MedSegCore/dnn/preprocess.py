@@ -4,7 +4,7 @@ Steps: extra channels are resampled (linear) onto the first input's grid; axes a
 flipped (exactly, no interpolation) so that I, J, K point to the card orientation; the volume is
 resampled (linear) to the card spacing; intensities are normalised.  :meth:`Prepared.to_input_grid`
 undoes the geometric steps: labels by nearest neighbour, probabilities linearly.  All LPS/RAS
-handling goes through :func:`MedSegCore.geometry.to_sitk`/``from_sitk``.  No torch here.
+handling goes through :func:`MedSegCore.image.geometry.to_sitk`/``from_sitk``.  No torch here.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError, ParameterError
-from ..geometry import Geometry, to_sitk
+from ..image.geometry import Geometry, to_sitk
 
 _CODE_VECTORS = {"R": (1, 0, 0), "L": (-1, 0, 0), "A": (0, 1, 0), "P": (0, -1, 0), "S": (0, 0, 1), "I": (0, 0, -1)}
 
@@ -76,7 +76,7 @@ def target_grid(geometry: Geometry, spacing) -> Geometry:
 def resample(array: np.ndarray, source: Geometry, target: Geometry, linear: bool = True) -> np.ndarray:
     """``array`` on ``source`` resampled onto ``target`` (float32 linear, or nearest keeping dtype);
     points just outside the source take the nearest voxel's value."""
-    from ..resample import resample as resample_grid
+    from ..image.resample import resample as resample_grid
 
     return resample_grid(array, source, target, "linear" if linear else "nearest", extrapolate=True)
 

@@ -139,7 +139,7 @@ class InferenceProcess(WorkerProcess):
 
     def start(self, inputs, model, options) -> None:
         """Write the inputs ((array, Geometry) pairs) to a private folder and launch the worker."""
-        from .. import io
+        from ..image import io
 
         self.workdir = tempfile.mkdtemp(prefix="medseg-infer-")
         paths = []
@@ -151,7 +151,7 @@ class InferenceProcess(WorkerProcess):
 
     def result(self):
         """(labelmap array, {label name: probability array}, summary dict) of a finished run."""
-        from .. import io
+        from ..image import io
 
         if self.error is not None:
             if self.error == "cancelled":

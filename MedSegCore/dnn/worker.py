@@ -19,7 +19,7 @@ def _emit(**message) -> None:
 
 
 def run(request_path: str) -> int:
-    from .. import io
+    from ..image import io
     from ..errors import MedSegError
     from .predict import PredictOptions, predict
 

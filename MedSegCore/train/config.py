@@ -137,7 +137,7 @@ class TrainConfig:
         return asdict(self)
 
     def save(self, path) -> None:
-        from ..io import atomic_path
+        from ..image.io import atomic_path
 
         with atomic_path(str(path)) as tmp, open(tmp, "w", encoding="utf-8") as f:
             f.write(json.dumps(self.to_dict(), indent=2) + "\n")

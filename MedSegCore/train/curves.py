@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import re
 
-from ..io import atomic_path
+from ..image.io import atomic_path
 
 
 def column(name: str) -> str:

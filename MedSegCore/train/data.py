@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InputError, MedSegError
-from ..geometry import Geometry
+from ..image.geometry import Geometry
 from .sources import datalist_pairs, folder_pairs
 
 log = logging.getLogger("medseg")
@@ -66,7 +66,7 @@ class _Raw:
 
 def _fit(label: np.ndarray, lgeom: Geometry, igeom: Geometry, what: str) -> np.ndarray:
     """``label`` moved onto the image grid (nearest neighbour) when the grids differ."""
-    from ..resample import overlaps, resample
+    from ..image.resample import overlaps, resample
 
     if lgeom.same_grid(igeom):
         return label
@@ -82,25 +82,18 @@ def _fit(label: np.ndarray, lgeom: Geometry, igeom: Geometry, what: str) -> np.n
 
 
 def _read_label(path: str, image_geom: Geometry, raw: _Raw) -> None:
-    from .. import io
+    from ..image import io
 
     if not os.path.exists(path):
         raise InputError(f"{raw.name}: label file not found: {path}")
     if io.extension(path) == ".seg.nrrd":
-        from .. import mrml
-        from ..resample import overlaps
+        from ..mrml.label_files import read_segmentation
+        from ..image.resample import overlaps
 
-        node = mrml.load_segmentation(path)
-        try:
-            if not overlaps(mrml.reference_geometry(node), image_geom):
-                raise MedSegError(f"{raw.name}: segmentation {os.path.basename(path)} does not overlap its image")
-            raw.masks = mrml.segment_arrays(node, image_geom)
-            seg = node.GetSegmentation()
-            raw.colors = {seg.GetNthSegment(i).GetName(): tuple(seg.GetNthSegment(i).GetColor())
-                          for i in range(seg.GetNumberOfSegments())}
-        finally:
-            import slicer
-            slicer.mrmlScene.RemoveNode(node)
+        geometry, masks, colors = read_segmentation(path, onto=image_geom)
+        if not overlaps(geometry, image_geom):
+            raise MedSegError(f"{raw.name}: segmentation {os.path.basename(path)} does not overlap its image")
+        raw.masks, raw.colors = masks, colors
         return
     label, lgeom = io.read_volume(path)
     if label.dtype.kind == "f":
@@ -111,7 +104,7 @@ def _read_label(path: str, image_geom: Geometry, raw: _Raw) -> None:
 
 
 def _raw_from_files(name: str, image: str, label: str) -> _Raw:
-    from .. import io
+    from ..image import io
 
     if not os.path.exists(image):
         raise InputError(f"{name}: image file not found: {image}")

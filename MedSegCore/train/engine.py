@@ -3,7 +3,7 @@
 An epoch is ``steps_per_epoch`` optimiser steps (default: one pass of this rank's share of the
 training cases, ``samples_per_case`` patches each).  Validation runs on whole validation volumes
 (sliding window, Gaussian blending) every ``val_every`` epochs; the weights with the best mean
-validation Dice (MedSegCore.metrics) are the model written to the output folder.
+validation Dice (MedSegCore.evaluation.metrics) are the model written to the output folder.
 
 Learning rate: Adam, then 'cosine' (default): linear warm-up over ``warmup_fraction`` of the run,
 then cosine decay to ``min_lr_fraction * lr``, where the run's progress is the larger of the epoch
@@ -155,7 +155,7 @@ def validate(network, cases: list, cfg: TrainConfig, roi, labels: list, device, 
     import torch
     from monai.inferers import sliding_window_inference
 
-    from .. import metrics
+    from ..evaluation import metrics
 
     names = {i + 1: lab["name"] for i, lab in enumerate(labels)}
     per_label = {n: [] for n in names.values()}

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError, MedSegError, ParameterError
-from ..io import atomic_path
+from ..image.io import atomic_path
 from . import ddp
 from .config import TrainConfig
 from .curves import plot_curves, write_metrics_csv

@@ -33,7 +33,7 @@ class TrainingProcess(WorkerProcess):
     def start(self, cases, output: str, config, overwrite: bool = False) -> None:
         """``cases``: [(name, image array, Geometry, {segment name: mask})]; the same segment name
         means the same label in every case."""
-        from .. import io
+        from ..image import io
 
         self.workdir = tempfile.mkdtemp(prefix="medseg-train-")
         items = []

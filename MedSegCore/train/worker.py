@@ -20,7 +20,7 @@ def _emit(**message) -> None:
 
 
 def run(request_path: str) -> int:
-    from .. import io
+    from ..image import io
     from ..errors import MedSegError
     from .config import TrainConfig
     from .engine import train

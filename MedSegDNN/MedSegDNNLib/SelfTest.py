@@ -5,7 +5,7 @@ import os
 import slicer
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleTest
 
-from MedSegCore import evaluation_nodes, mrml
+from MedSegCore.mrml import evaluation_tables, nodes
 from MedSegCore.dnn import PredictOptions, dependencies
 from MedSegCore.errors import MedSegError
 
@@ -35,13 +35,13 @@ class MedSegDNNTest(ScriptedLoadableModuleTest):
 
     def _volume(self):
         import numpy as np
-        from MedSegCore.geometry import Geometry
+        from MedSegCore.image.geometry import Geometry
 
         rng = np.random.default_rng(3)
         array = rng.normal(100, 20, size=(24, 28, 32)).astype(np.float32)
         array[6:18, 8:20, 10:22] += 150
         geometry = Geometry((32, 28, 24), (1.0, 1.0, 1.0), (-16, -14, -12), [[-1, 0, 0], [0, -1, 0], [0, 0, 1]])
-        return mrml.add_volume_node(array, geometry, "synthetic")
+        return nodes.add_volume_node(array, geometry, "synthetic")
 
     def test_default_model_writes_card_segments(self):
         import numpy as np
@@ -50,36 +50,36 @@ class MedSegDNNTest(ScriptedLoadableModuleTest):
         volume = self._volume()
         seg, prediction = MedSegDNNLogic().segment([volume], "default", PredictOptions(device="cpu", sw_batch=2))
         names = [lab.name for lab in prediction.labels]
-        self.assertEqual(mrml.segment_names(seg), names)
+        self.assertEqual(nodes.segment_names(seg), names)
         for lab in prediction.labels:
-            written = mrml.segment_array(seg, mrml.segment_id_by_name(seg, lab.name), volume)
+            written = nodes.segment_array(seg, nodes.segment_id_by_name(seg, lab.name), volume)
             self.assertTrue(np.array_equal(written, prediction.labelmap == lab.value))
-            color = seg.GetSegmentation().GetSegment(mrml.segment_id_by_name(seg, lab.name)).GetColor()
+            color = seg.GetSegmentation().GetSegment(nodes.segment_id_by_name(seg, lab.name)).GetColor()
             self.assertTrue(np.allclose(color, lab.color, atol=1e-6))
-        self.assertEqual(prediction.labelmap.shape, mrml.volume_array(volume)[0].shape)
+        self.assertEqual(prediction.labelmap.shape, nodes.volume_array(volume)[0].shape)
 
     def test_existing_node_replace_and_undo(self):
         import numpy as np
 
         self.delayDisplay("Writing into an existing segmentation replaces only the model's segments; undo")
         volume = self._volume()
-        geometry = mrml.geometry_of(volume)
-        seg = mrml.new_segmentation_node("Existing", volume)
+        geometry = nodes.geometry_of(volume)
+        seg = nodes.new_segmentation_node("Existing", volume)
         mine = np.zeros(geometry.shape, bool)
         mine[:4] = True
         other = np.zeros(geometry.shape, bool)
         other[-3:] = True
-        mrml.write_segment(seg, mine, geometry, "Grey matter")
-        mrml.write_segment(seg, other, geometry, "Tumour")
+        nodes.write_segment(seg, mine, geometry, "Grey matter")
+        nodes.write_segment(seg, other, geometry, "Tumour")
         logic = MedSegDNNLogic()
         _, prediction = logic.segment([volume], "default", PredictOptions(device="cpu", sw_batch=2), seg)
-        self.assertEqual(mrml.segment_names(seg), ["Grey matter", "Tumour", "White matter"])
-        self.assertTrue(np.array_equal(mrml.segment_array(seg, mrml.segment_id_by_name(seg, "Tumour"), volume), other))
-        self.assertTrue(np.array_equal(mrml.segment_array(seg, mrml.segment_id_by_name(seg, "Grey matter"), volume),
+        self.assertEqual(nodes.segment_names(seg), ["Grey matter", "Tumour", "White matter"])
+        self.assertTrue(np.array_equal(nodes.segment_array(seg, nodes.segment_id_by_name(seg, "Tumour"), volume), other))
+        self.assertTrue(np.array_equal(nodes.segment_array(seg, nodes.segment_id_by_name(seg, "Grey matter"), volume),
                                        prediction.labelmap == 1))
         logic.undoLastRun()
-        self.assertEqual(mrml.segment_names(seg), ["Grey matter", "Tumour"])
-        self.assertTrue(np.array_equal(mrml.segment_array(seg, mrml.segment_id_by_name(seg, "Grey matter"), volume),
+        self.assertEqual(nodes.segment_names(seg), ["Grey matter", "Tumour"])
+        self.assertTrue(np.array_equal(nodes.segment_array(seg, nodes.segment_id_by_name(seg, "Grey matter"), volume),
                                        mine))
         with self.assertRaises(MedSegError):
             logic.undoLastRun()
@@ -103,7 +103,7 @@ class MedSegDNNTest(ScriptedLoadableModuleTest):
         self.assertGreater(run.progress, 0.5)
         seg, messages = logic.finishSegmentation(run, volume)
         for value, name in ((1, "Grey matter"), (2, "White matter")):
-            written = mrml.segment_array(seg, mrml.segment_id_by_name(seg, name), volume)
+            written = nodes.segment_array(seg, nodes.segment_id_by_name(seg, name), volume)
             self.assertTrue(np.array_equal(written, direct.labelmap == value))
         self.assertTrue(any(m.startswith("Running MedSeg brain tissue") for m in messages))
         self.assertFalse(os.path.exists(run.workdir))
@@ -113,25 +113,25 @@ class MedSegDNNTest(ScriptedLoadableModuleTest):
 
         self.delayDisplay("Evaluation: metrics table and disagreement segmentation")
         volume = self._volume()
-        geometry = mrml.geometry_of(volume)
+        geometry = nodes.geometry_of(volume)
         ref, pred = np.zeros(geometry.shape, bool), np.zeros(geometry.shape, bool)
         ref[4:12, 4:12, 4:12] = True                 # 512 voxels
         pred[4:12, 4:12, 6:14] = True                # 384 overlap, 128 FP, 128 FN
-        ref_node = mrml.new_segmentation_node("Reference", volume)
-        pred_node = mrml.new_segmentation_node("Prediction", volume)
-        mrml.write_segment(ref_node, ref, geometry, "Lesion")
-        mrml.write_segment(pred_node, pred, geometry, "Lesion")
+        ref_node = nodes.new_segmentation_node("Reference", volume)
+        pred_node = nodes.new_segmentation_node("Prediction", volume)
+        nodes.write_segment(ref_node, ref, geometry, "Lesion")
+        nodes.write_segment(pred_node, pred, geometry, "Lesion")
         table, disagreement = MedSegDNNLogic().evaluate(pred_node, ref_node)
         self.assertEqual(table.GetNumberOfRows(), 1)
-        dice_column = evaluation_nodes.COLUMNS.index("dice")
+        dice_column = evaluation_tables.COLUMNS.index("dice")
         self.assertAlmostEqual(float(table.GetCellText(0, dice_column)), 2 * 384 / 1024, places=5)
-        fp = mrml.segment_array(disagreement, mrml.segment_id_by_name(disagreement, "Lesion false positive"), volume)
-        fn = mrml.segment_array(disagreement, mrml.segment_id_by_name(disagreement, "Lesion false negative"), volume)
+        fp = nodes.segment_array(disagreement, nodes.segment_id_by_name(disagreement, "Lesion false positive"), volume)
+        fn = nodes.segment_array(disagreement, nodes.segment_id_by_name(disagreement, "Lesion false negative"), volume)
         self.assertEqual((int(fp.sum()), int(fn.sum())), (128, 128))
         import tempfile
         with tempfile.TemporaryDirectory() as folder:
             path = os.path.join(folder, "metrics.csv")
-            evaluation_nodes.save_table_csv(table, path)
+            evaluation_tables.save_table_csv(table, path)
             import csv
             with open(path, newline="", encoding="utf-8") as f:
                 rows = list(csv.DictReader(f))
@@ -150,10 +150,10 @@ class MedSegDNNTest(ScriptedLoadableModuleTest):
         segmentations = []
         for n in range(2):
             volume = self._volume()
-            geometry = mrml.geometry_of(volume)
-            image, _ = mrml.volume_array(volume)
-            seg = mrml.new_segmentation_node(f"case {n}", volume)
-            mrml.write_segment(seg, image > 180, geometry, "Bright")
+            geometry = nodes.geometry_of(volume)
+            image, _ = nodes.volume_array(volume)
+            seg = nodes.new_segmentation_node(f"case {n}", volume)
+            nodes.write_segment(seg, image > 180, geometry, "Bright")
             segmentations.append(seg)
         from types import SimpleNamespace
 
@@ -173,7 +173,7 @@ class MedSegDNNTest(ScriptedLoadableModuleTest):
             self.assertEqual((parameters.modelSource, parameters.modelPath), ("file or folder", output))
             model = load_model(output, device="cpu")
             self.assertEqual([lab.name for lab in model.card.labels], ["Bright"])
-            image, geometry = mrml.volume_array(slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode"))
+            image, geometry = nodes.volume_array(slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode"))
             result = predict([(image, geometry)], model, PredictOptions(device="cpu"))
             self.assertEqual(result.labelmap.shape, image.shape)
         with self.assertRaises(MedSegError):

@@ -8,8 +8,9 @@ from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
 from slicer.util import VTKObservationMixin
 
-from MedSegCore import evaluation_nodes
+from MedSegCore.mrml import evaluation_tables
 from MedSegCore.dnn import dependencies
+from MedSegCore.mrml.torch_install import install_in_slicer
 
 
 class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -99,13 +100,13 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onInstall(self):
         with slicer.util.tryWithErrorDisplay(_("Installing PyTorch/MONAI failed."), waitCursor=True):
-            self.ui.dependencyLabel.text = dependencies.install_in_slicer(self._confirm).message()
+            self.ui.dependencyLabel.text = install_in_slicer(self._confirm).message()
 
     def onApply(self):
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("Segmentation failed to start."), waitCursor=True):
             if not dependencies.status(check_cuda=False).ready:
-                dependencies.install_in_slicer(self._confirm)
+                install_in_slicer(self._confirm)
             status = dependencies.status()
             self.ui.dependencyLabel.text = status.message()
             self._run = self.logic.startSegmentation([p.inputVolume], self.logic.modelFromNode(p),
@@ -169,13 +170,13 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         path = qt.QFileDialog.getSaveFileName(None, _("Export metrics"), "metrics.csv", "CSV (*.csv)")
         if path:
             with slicer.util.tryWithErrorDisplay(_("Export failed.")):
-                evaluation_nodes.save_table_csv(p.metricsTable, path)
+                evaluation_tables.save_table_csv(p.metricsTable, path)
 
     def onStartTraining(self):
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("Training failed to start."), waitCursor=True):
             if not dependencies.status(check_cuda=False).ready:
-                dependencies.install_in_slicer(self._confirm)
+                install_in_slicer(self._confirm)
             nodes = list(self.ui.trainingSegmentationsSelector.checkedNodes())
             self._training = self.logic.startTraining(nodes, p.trainOutput, self.logic.trainingConfigFromNode(p))
             self._curve = (None, None)

@@ -1,11 +1,12 @@
 """The "MedSeg Threshold" Segment Editor effect: a thin Qt layer over MedSegCore.
 
 Modelled on Slicer's SegmentEditorThresholdEffect: a range slider, a pulsing preview in every slice
-view (one vtkActor2D/vtkImageMapper pipeline per view, slice_preview.ViewOverlay, the edited segment
+view (one vtkActor2D/vtkImageMapper pipeline per view, reslice.ViewOverlay, the edited segment
 hidden meanwhile by the segmentation displayable manager's custom segment renderer), Apply.
 Added: presets, the 11 automatic methods (Li included) and multi-Otsu (k new segments), invert,
 clean-up, and a "current slice" scope.  The preview thresholds only the displayed slice
-(MedSegCore.slice_preview); Apply goes through MedSegCore.editor_apply.EffectTarget, i.e.
+(MedSegCore.threshold.preview, MedSegCore.mrml.reslice); Apply goes through
+MedSegCore.mrml.editor_apply.EffectTarget, i.e.
 ``scriptedEffect.saveStateForUndo()`` and ``modify(Selected)SegmentByLabelmap``, so the editable
 area, editable intensity range, overwrite mode and Undo are the Segment Editor's own.
 """
@@ -26,7 +27,8 @@ for _dir in (os.path.dirname(os.path.dirname(_HERE)), os.path.dirname(_HERE)):
     if os.path.isdir(os.path.join(_dir, "MedSegCore")) and _dir not in sys.path:
         sys.path.append(_dir)
 
-from MedSegCore import autothreshold, editor_apply, mrml, presets, slice_preview, threshold  # noqa: E402
+from MedSegCore.threshold import autothreshold, engine, presets  # noqa: E402
+from MedSegCore.mrml import editor_apply, nodes, reslice  # noqa: E402
 from MedSegCore.errors import MedSegError  # noqa: E402
 
 EFFECT_NAME = "MedSeg Threshold"
@@ -241,13 +243,13 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):  # noqa: F405
     def thresholdParameters(self):
         """ThresholdParameters from the effect's parameters (multi-Otsu: k levels, else the range)."""
         e = self.scriptedEffect
-        cleanup = threshold.CleanupOptions(largest_component=bool(e.integerParameter("LargestIsland")),
+        cleanup = engine.CleanupOptions(largest_component=bool(e.integerParameter("LargestIsland")),
                                            min_size_mm3=e.doubleParameter("MinIslandSizeMm3"),
                                            fill_holes=bool(e.integerParameter("FillHoles")),
                                            per_slice=bool(e.integerParameter("Cleanup2D")))
         if e.parameter("AutoThresholdMethod") == MULTI_OTSU:   # classes partition the volume: no invert
-            return threshold.ThresholdParameters(levels=e.integerParameter("MultiOtsuClasses"), cleanup=cleanup)
-        return threshold.ThresholdParameters(lower=e.doubleParameter("MinimumThreshold"),
+            return engine.ThresholdParameters(levels=e.integerParameter("MultiOtsuClasses"), cleanup=cleanup)
+        return engine.ThresholdParameters(lower=e.doubleParameter("MinimumThreshold"),
                                              upper=e.doubleParameter("MaximumThreshold"),
                                              invert=bool(e.integerParameter("Invert")), cleanup=cleanup)
 
@@ -261,13 +263,13 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):  # noqa: F405
         method = self.scriptedEffect.parameter("AutoThresholdMethod")
         if method == MULTI_OTSU:
             def compute():
-                ranges = threshold.resolve_ranges(self.sourceArray(), self.thresholdParameters())
-                colors = mrml.DEFAULT_COLORS   # the colours Apply gives the class segments
+                ranges = engine.resolve_ranges(self.sourceArray(), self.thresholdParameters())
+                colors = nodes.DEFAULT_COLORS   # the colours Apply gives the class segments
                 self.classRanges = [(lo, hi, colors[i % len(colors)]) for i, (_n, lo, hi, _c) in enumerate(ranges)]
                 self.resultLabel.text = ", ".join(f"{lo:g}..{hi:g}" for lo, hi, _c in self.classRanges)
             self._run(compute)
         else:
-            self._run(lambda: self._setRange(*threshold.auto_range(self.sourceArray(), method)))
+            self._run(lambda: self._setRange(*engine.auto_range(self.sourceArray(), method)))
 
     def _setRange(self, lower, upper):
         with slicer.util.NodeModify(self.scriptedEffect.parameterSetNode()):
@@ -340,7 +342,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):  # noqa: F405
             keep.append(sliceWidget)
             if sliceWidget in self.previewPipelines:
                 continue
-            pipeline = slice_preview.ViewOverlay()
+            pipeline = reslice.ViewOverlay()
             self.previewPipelines[sliceWidget] = pipeline
             self.scriptedEffect.addActor2D(sliceWidget, pipeline.actor)
             manager = sliceWidget.sliceView().displayableManagerByClassName("vtkMRMLSegmentationsDisplayableManager2D")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from common import best_time, synthetic_ct
-from MedSegCore import autothreshold as at
+from MedSegCore.threshold import autothreshold as at
 
 
 def run(report):

@@ -18,8 +18,8 @@ sys.path[:0] = [HERE, os.path.dirname(os.path.dirname(HERE))]
 
 from common import best_time  # noqa: E402
 
-from MedSegCore.geometry import Geometry, to_sitk  # noqa: E402
-from MedSegCore.metrics import compute_metrics  # noqa: E402
+from MedSegCore.image.geometry import Geometry, to_sitk  # noqa: E402
+from MedSegCore.evaluation.metrics import compute_metrics  # noqa: E402
 
 SPACING = (0.7, 0.9, 2.5)
 

@@ -38,7 +38,7 @@ def mni152():
     """(KJI float32 array, Geometry) of the nilearn MNI152 T1 template at 1 mm."""
     from nilearn.datasets import load_mni152_template
 
-    from MedSegCore.geometry import Geometry
+    from MedSegCore.image.geometry import Geometry
 
     img = load_mni152_template(resolution=1)
     ijk = np.asarray(img.dataobj, dtype=np.float32)
@@ -66,7 +66,7 @@ def run(report) -> None:
 
     import tempfile
 
-    from MedSegCore import io
+    from MedSegCore.image import io
     from MedSegCore.cli import main
     folder = tempfile.mkdtemp(prefix="medseg-bench-")
     io.write_volume(array, geom, f"{folder}/mni152.nii.gz")

@@ -18,21 +18,23 @@ def _oblique_xy_to_ras(ijk_to_ras, spacing, k, degrees=20.0):
 def run(report):
     import vtk
 
-    from MedSegCore import editor_apply, mrml, slice_preview
-    from MedSegCore.geometry import Geometry
-    from MedSegCore.headless import ensure_scene
-    from MedSegCore.threshold import ThresholdParameters
+    from MedSegCore.mrml import editor_apply, nodes, reslice
+    from MedSegCore.threshold import preview as preview_maths
+    from MedSegCore.image.geometry import Geometry
+    from MedSegCore.mrml.scene import ensure_scene
+    from MedSegCore.threshold.engine import ThresholdParameters
 
     scene = ensure_scene()
     ct = synthetic_ct()
     k = ct.shape[0] // 2
     spacing = (0.7, 0.7, 1.0)
     geometry = Geometry(ct.shape[::-1], spacing, (0, 0, 0), np.eye(3))
-    volume = mrml.add_volume_node(ct, geometry, "ct")
+    volume = nodes.add_volume_node(ct, geometry, "ct")
     image, ijk_to_ras = volume.GetImageData(), geometry.ijk_to_ras()
     copy_time = best_time(lambda: ct[k].copy(), repeat=50)
 
-    preview = slice_preview.SlicePreview()
+    preview = preview_maths.SlicePreview()
+    resampler = reslice.SliceResampler()
     ranges = [(400, 3071, (0.9, 0.9, 0.6))]
     report("preview 512x512 axial slice (array[k])",
            best_time(lambda: preview.update(ct[k], ranges), repeat=50), "numpy copy of the slice", copy_time)
@@ -42,12 +44,12 @@ def run(report):
     axial[:3, 3] = (ijk_to_ras @ [0, 0, k, 1])[:3]
     for name, xy in (("axial", axial), ("oblique 20 deg", _oblique_xy_to_ras(ijk_to_ras, spacing, k))):
         def resliced(xy=xy):
-            values = preview.resampler.slice(image, ijk_to_ras, xy, (512, 512))
+            values = resampler.slice(image, ijk_to_ras, xy, (512, 512))
             return preview.update(values, ranges)
         report(f"preview 512x512 {name} slice (vtkImageReslice)", best_time(resliced, repeat=20),
                "numpy copy of the slice", copy_time)
 
-    seg = mrml.new_segmentation_node("bench", volume)
+    seg = nodes.new_segmentation_node("bench", volume)
     logic = editor_apply.editor_logic(seg, volume)
     logic.SetMaximumNumberOfUndoStates(1)
     segment_id = seg.GetSegmentation().AddEmptySegment("", "Bone", [0.9, 0.9, 0.6])

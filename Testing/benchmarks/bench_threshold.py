@@ -8,16 +8,17 @@ from common import vtk_threshold as common_vtk_threshold
 
 def run(report):
 
-    from MedSegCore import mrml, segment_ops, threshold
-    from MedSegCore.geometry import Geometry
-    from MedSegCore.headless import ensure_scene
+    from MedSegCore.mrml import nodes, segment_ops
+    from MedSegCore.threshold import engine
+    from MedSegCore.image.geometry import Geometry
+    from MedSegCore.mrml.scene import ensure_scene
 
     scene = ensure_scene()
     ct = synthetic_ct()
     geometry = Geometry(ct.shape[::-1], (0.7, 0.7, 1.0), (0, 0, 0), np.eye(3))
-    volume = mrml.add_volume_node(ct, geometry, "ct")
-    params = threshold.ThresholdParameters(lower=400, upper=3071, name="Bone")
-    seg = mrml.new_segmentation_node("bench", volume)
+    volume = nodes.add_volume_node(ct, geometry, "ct")
+    params = engine.ThresholdParameters(lower=400, upper=3071, name="Bone")
+    seg = nodes.new_segmentation_node("bench", volume)
 
     def medseg_apply():
         segment_ops.apply_threshold(volume, params, seg, replace=True)
@@ -32,12 +33,12 @@ def run(report):
     t_vtk = best_time(vtk_threshold, repeat=10)      # multi-threaded: its best of 10 is the fair figure
     report("threshold apply incl. segment update, bone", t_medseg, "vtkImageThreshold alone", t_vtk)
     report("threshold apply incl. segment update, bone", t_medseg, "numpy range test", best_time(numpy_threshold))
-    body = threshold.ThresholdParameters(lower=-200, upper=3071, name="Body")
+    body = engine.ThresholdParameters(lower=-200, upper=3071, name="Body")
     report("threshold apply incl. segment update, body 49%",
            best_time(lambda: segment_ops.apply_threshold(volume, body, seg, replace=True), repeat=10),
            "vtkImageThreshold alone", best_time(common_vtk_threshold(image, -200, 3071), repeat=10))
     mask = numpy_threshold()
     report("segment update alone (write_segment)", best_time(
-        lambda: mrml.write_segment(seg, mask, geometry, "Bone", replace=True), repeat=5),
+        lambda: nodes.write_segment(seg, mask, geometry, "Bone", replace=True), repeat=5),
         "vtkImageThreshold alone", best_time(vtk_threshold))
     scene.Clear(False)

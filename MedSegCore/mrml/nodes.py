@@ -1,6 +1,6 @@
 """Adapters between MedSeg arrays and Slicer MRML nodes (volume and segmentation nodes).
 
-These run inside Slicer and headless (``slicer-core``; see :mod:`MedSegCore.headless`).  They use
+These run inside Slicer and headless (``slicer-core``; see :mod:`MedSegCore.mrml.scene`).  They use
 Slicer's own classes only: volume nodes, ``vtkMRMLSegmentationNode``, the Segmentations module
 logic and ``vtkMRMLSegmentationStorageNode`` for ``.seg.nrrd`` files.  Writing into an existing
 segmentation node only ever touches the segments named in the call.
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import InputError, ParameterError
-from .geometry import Geometry
-from . import io
+from ..errors import InputError, ParameterError
+from ..image.geometry import Geometry
+from ..image import io
 
 DEFAULT_COLORS = [(0.9, 0.2, 0.2), (0.2, 0.7, 0.2), (0.2, 0.4, 0.9), (0.9, 0.8, 0.2), (0.8, 0.3, 0.8),
                   (0.2, 0.8, 0.8), (0.9, 0.5, 0.1), (0.5, 0.5, 0.9)]
@@ -20,12 +20,13 @@ DEFAULT_COLORS = [(0.9, 0.2, 0.2), (0.2, 0.7, 0.2), (0.2, 0.4, 0.9), (0.9, 0.8, 
 def _slicer():
     import slicer
 
-    from .headless import ensure_scene
+    from .scene import ensure_scene
     ensure_scene()
     return slicer
 
 
-def _vtk_matrix(matrix: np.ndarray):
+def vtk_matrix(matrix: np.ndarray):
+    """A ``vtkMatrix4x4`` holding the 4x4 array ``matrix``."""
     import vtk
 
     m = vtk.vtkMatrix4x4()
@@ -130,7 +131,7 @@ def new_labelmap(geometry: Geometry, box=None):
     box = box or tuple(slice(0, n) for n in geometry.shape)
     k, j, i = box
     image.SetExtent(i.start, i.stop - 1, j.start, j.stop - 1, k.start, k.stop - 1)
-    image.SetImageToWorldMatrix(_vtk_matrix(geometry.ijk_to_ras()))
+    image.SetImageToWorldMatrix(vtk_matrix(geometry.ijk_to_ras()))
     shape = [b.stop - b.start for b in box]
     scalars = vtk.vtkUnsignedCharArray()
     scalars.SetNumberOfTuples(int(np.prod(shape)))
@@ -166,7 +167,7 @@ def set_reference_geometry(segmentation_node, reference) -> None:
     if isinstance(reference, Geometry):
         image = oriented_image(np.zeros((1, 1, 1), np.uint8), Geometry((1, 1, 1), (1, 1, 1), (0, 0, 0), np.eye(3)))
         image.SetDimensions(*reference.size)
-        image.SetImageToWorldMatrix(_vtk_matrix(reference.ijk_to_ras()))
+        image.SetImageToWorldMatrix(vtk_matrix(reference.ijk_to_ras()))
         value = slicer.vtkSegmentationConverter.SerializeImageGeometry(image)
         segmentation_node.GetSegmentation().SetConversionParameter(
             slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName(), value)

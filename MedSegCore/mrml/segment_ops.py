@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import io, mrml, resample, threshold
-from .errors import InputError, ParameterError
+from ..image import io, resample
+from . import nodes
+from ..threshold import engine
+from ..errors import InputError, ParameterError
 
 
 def mask_from_segment(segmentation_node, segment_name: str, volume_node) -> np.ndarray:
     """Boolean mask, on the volume's grid, of an existing segment (resampled by Slicer if needed)."""
-    segment_id = mrml.segment_id_by_name(segmentation_node, segment_name)
+    segment_id = nodes.segment_id_by_name(segmentation_node, segment_name)
     if segment_id is None:
         raise ParameterError(f"no segment '{segment_name}' in '{segmentation_node.GetName()}'; "
-                             f"segments: {', '.join(mrml.segment_names(segmentation_node)) or 'none'}")
-    return mrml.segment_array(segmentation_node, segment_id, volume_node)
+                             f"segments: {', '.join(nodes.segment_names(segmentation_node)) or 'none'}")
+    return nodes.segment_array(segmentation_node, segment_id, volume_node)
 
 
 def mask_from_file(path: str, geometry, segment_name: str | None = None) -> np.ndarray:
@@ -27,12 +29,12 @@ def mask_from_file(path: str, geometry, segment_name: str | None = None) -> np.n
     import slicer
 
     if io.extension(path) == ".seg.nrrd":
-        node = mrml.load_segmentation(path)
+        node = nodes.load_segmentation(path)
         try:
-            ref = mrml.reference_geometry(node)
+            ref = nodes.reference_geometry(node)
             if not resample.overlaps(ref, geometry):
                 raise InputError(f"{path}: mask does not overlap the volume")
-            names = [segment_name] if segment_name else mrml.segment_names(node)
+            names = [segment_name] if segment_name else nodes.segment_names(node)
             masks = [mask_from_segment(node, n, geometry) for n in names]
         finally:
             slicer.mrmlScene.RemoveNode(node)
@@ -47,7 +49,7 @@ def mask_from_file(path: str, geometry, segment_name: str | None = None) -> np.n
     return mask
 
 
-def apply_threshold(volume_node, params: threshold.ThresholdParameters, segmentation_node=None,
+def apply_threshold(volume_node, params: engine.ThresholdParameters, segmentation_node=None,
                     roi: np.ndarray | None = None, replace: bool = False):
     """Threshold ``volume_node`` and write the result segment(s).
 
@@ -56,29 +58,29 @@ def apply_threshold(volume_node, params: threshold.ThresholdParameters, segmenta
     ``replace``.  Returns (segmentation node, [SegmentResult])."""
     import slicer
 
-    array, geometry = mrml.volume_array(volume_node)
+    array, geometry = nodes.volume_array(volume_node)
     buffers = []           # threshold straight into labelmaps a segment can hold
 
     def allocate():
-        buffers.append(mrml.new_labelmap(geometry))
+        buffers.append(nodes.new_labelmap(geometry))
         return buffers[-1][1]
-    results = threshold.segment(array, geometry.spacing, params, roi, allocate)
+    results = engine.segment(array, geometry.spacing, params, roi, allocate)
     images = {id(view): image for image, view in buffers}
     if segmentation_node is not None and not replace:
-        clash = [r.name for r in results if mrml.segment_id_by_name(segmentation_node, r.name)]
+        clash = [r.name for r in results if nodes.segment_id_by_name(segmentation_node, r.name)]
         if clash:
             raise ParameterError(f"segment(s) {', '.join(clash)} already exist in "
                                  f"'{segmentation_node.GetName()}'; choose another name or allow replacing")
     created = segmentation_node is None
     if created:
-        segmentation_node = mrml.new_segmentation_node(f"{volume_node.GetName()} segmentation", volume_node)
+        segmentation_node = nodes.new_segmentation_node(f"{volume_node.GetName()} segmentation", volume_node)
     try:
         with slicer.util.NodeModify(segmentation_node):
             for r in results:
                 image = images.get(id(r.mask))      # None: clean-up made a new array
-                labelmap = (mrml.cropped(image, r.mask, geometry, r.box) if image is not None
-                            else mrml.oriented_image(r.mask, geometry, r.box))
-                mrml.write_segment(segmentation_node, r.mask, geometry, r.name, r.color, replace,
+                labelmap = (nodes.cropped(image, r.mask, geometry, r.box) if image is not None
+                            else nodes.oriented_image(r.mask, geometry, r.box))
+                nodes.write_segment(segmentation_node, r.mask, geometry, r.name, r.color, replace,
                                    labelmap=labelmap)
     except Exception:
         if created:
@@ -90,8 +92,8 @@ def apply_threshold(volume_node, params: threshold.ThresholdParameters, segmenta
 def copy_mask_as_segment(volume_node, mask: np.ndarray, name: str, segmentation_node=None, color=None,
                          replace: bool = False):
     """Write a mask (already on the volume's grid) in as a segment; returns the segmentation node."""
-    geometry = mrml.geometry_of(volume_node)
+    geometry = nodes.geometry_of(volume_node)
     if segmentation_node is None:
-        segmentation_node = mrml.new_segmentation_node(f"{volume_node.GetName()} segmentation", volume_node)
-    mrml.write_segment(segmentation_node, mask, geometry, name, color, replace)
+        segmentation_node = nodes.new_segmentation_node(f"{volume_node.GetName()} segmentation", volume_node)
+    nodes.write_segment(segmentation_node, mask, geometry, name, color, replace)
     return segmentation_node

@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .errors import InputError, MedSegError, ParameterError
+from ..errors import InputError, MedSegError, ParameterError
 
 OVERLAP_METRICS = ("dice", "iou", "precision", "recall", "specificity", "f1", "accuracy")
 VOLUME_METRICS = ("volume_pred_ml", "volume_ref_ml", "volume_diff_ml")

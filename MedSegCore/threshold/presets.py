@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import EmptyResultError, ParameterError
+from ..errors import EmptyResultError, ParameterError
 
 
 @dataclass(frozen=True)

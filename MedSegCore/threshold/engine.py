@@ -1,6 +1,6 @@
 """Threshold segmentation engine: ranges, presets, auto methods, multi-Otsu, masks and clean-up.
 
-Pure numpy; :mod:`MedSegCore.segment_ops` writes its results into Slicer segmentation nodes.
+Pure numpy; :mod:`MedSegCore.mrml.segment_ops` writes its results into Slicer segmentation nodes.
 A range is inclusive at both ends (``lower <= value <= upper``), as in Slicer's Threshold effect.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import cleanup, presets
-from .errors import EmptyResultError, ParameterError
+from ..errors import EmptyResultError, ParameterError
 
 
 @dataclass

@@ -15,9 +15,9 @@ import os
 
 import numpy as np
 
-from .errors import ParameterError
+from ..errors import ParameterError
 from .metrics import METRICS, summarize
-from .io import atomic_path
+from ..image.io import atomic_path
 from .overlay import montage, pick_slices, render_slices, tile
 
 COLORS = {"tp": (0, 158, 115), "fp": (213, 94, 0), "fn": (86, 180, 233)}
@@ -232,7 +232,7 @@ def write_report(directory: str, rows, image, pred_masks: dict, ref_masks: dict,
                  title: str = "Evaluation against ground truth", figure_case=None, summary: bool = True) -> str:
     """Write ``directory/index.html`` (self-contained) and return its path.
 
-    ``rows``: :class:`~MedSegCore.metrics.SegmentMetrics` (several cases add a mean ± sd table
+    ``rows``: :class:`~MedSegCore.evaluation.metrics.SegmentMetrics` (several cases add a mean ± sd table
     unless ``summary`` is False; figures are drawn for ``figure_case``, default the first case,
     whose masks ``pred_masks``/``ref_masks`` must be).  ``pred_masks`` is keyed by ``row.pred_segment``,
     ``ref_masks`` by ``row.segment``; ``image`` (KJI, or None for black) is the greyscale under

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import mrml
-from ..geometry import Geometry
+from . import nodes
+from ..image.geometry import Geometry
 
 TERMINOLOGY_CONTEXT = "Segmentation category and type - DICOM master list"
 ANATOMY_CONTEXT = "Anatomic codes - DICOM master list"
@@ -31,7 +31,7 @@ def terminology_tag(terminology: dict | None) -> str | None:
 
 
 def label_specs(labels) -> list:
-    """(value, name, color, terminology tag) for mrml.write_label_segments, from card labels."""
+    """(value, name, color, terminology tag) for nodes.write_label_segments, from card labels."""
     return [(lab.value, lab.name, tuple(lab.color), terminology_tag(lab.terminology)) for lab in labels]
 
 
@@ -46,7 +46,7 @@ class SegmentUndo:
         self.names = list(names)
         segmentation = segmentation_node.GetSegmentation()
         for name in self.names:
-            segment_id = mrml.segment_id_by_name(segmentation_node, name)
+            segment_id = nodes.segment_id_by_name(segmentation_node, name)
             if segment_id is not None:
                 copy = slicer.vtkSegment()
                 copy.DeepCopy(segmentation.GetSegment(segment_id))
@@ -56,7 +56,7 @@ class SegmentUndo:
         """Put the segmentation back as it was for these names (remove added ones)."""
         segmentation = self.node.GetSegmentation()
         for name in self.names:
-            segment_id = mrml.segment_id_by_name(self.node, name)
+            segment_id = nodes.segment_id_by_name(self.node, name)
             if segment_id is not None:
                 segmentation.RemoveSegment(segment_id)
         for name, (copy, segment_id, index) in sorted(self.saved.items(), key=lambda item: item[1][2]):
@@ -83,17 +83,17 @@ def write_prediction(prediction, geometry: Geometry, reference, segmentation_nod
     Returns (segmentation node, an undo object with ``restore()``)."""
     specs = label_specs(prediction.labels)
     if segmentation_node is None:
-        segmentation_node = mrml.new_segmentation_node(name, reference)
+        segmentation_node = nodes.new_segmentation_node(name, reference)
         undo = NewNodeUndo(segmentation_node)
     else:
         undo = SegmentUndo(segmentation_node, [s[1] for s in specs])
-    mrml.write_label_segments(segmentation_node, prediction.labelmap, geometry, specs, replace=True)
+    nodes.write_label_segments(segmentation_node, prediction.labelmap, geometry, specs, replace=True)
     return segmentation_node, undo
 
 
 def add_probability_volumes(prediction, geometry: Geometry, prefix: str) -> list:
     """One scalar volume node per label probability map (values 0..1), for re-thresholding."""
-    nodes = []
+    volumes = []
     for label_name, array in (prediction.probabilities or {}).items():
-        nodes.append(mrml.add_volume_node(np.asarray(array, np.float32), geometry, f"{prefix} {label_name} probability"))
-    return nodes
+        volumes.append(nodes.add_volume_node(np.asarray(array, np.float32), geometry, f"{prefix} {label_name} probability"))
+    return volumes

@@ -1,11 +1,11 @@
 """Intensity histograms built exactly as ITK's histogram threshold filters build them (one pass
 over the voxels; integer images keep one count per value so any bin count derives exactly).
-Shared by the automatic threshold methods in :mod:`MedSegCore.autothreshold`."""
+Shared by the automatic threshold methods in :mod:`MedSegCore.threshold.autothreshold`."""
 from __future__ import annotations
 
 import numpy as np
 
-from .errors import ParameterError
+from ..errors import ParameterError
 
 
 class Histogram:

@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from .errors import ParameterError
+from ..errors import ParameterError
 from .histogram import Histogram, histogram  # noqa: F401  (part of this module's API)
 from .histogram import histogram as _build_histogram
 

@@ -1,7 +1,8 @@
 """Evaluation inputs: segmentation files and folders of cases, brought onto one grid for metrics.
 
-A prediction or reference is a ``.seg.nrrd`` (segments by name) or a NIfTI/NRRD/MHA label map
-(segments by label value; a binary mask is a label map with one value).  The prediction is
+A prediction or reference is a ``.seg.nrrd`` (segments by name; read by
+``MedSegCore.mrml.label_files``) or a NIfTI/NRRD/MHA label map (segments by label value; a binary
+mask is a label map with one value).  The prediction is
 resampled onto the reference's grid by nearest neighbour when the grids differ.
 """
 from __future__ import annotations
@@ -12,9 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import io, metrics, resample
-from .errors import InputError
-from .geometry import Geometry
+from ..image import io, resample
+from . import metrics
+from ..errors import InputError
+from ..image.geometry import Geometry
 
 log = logging.getLogger("medseg")
 LABEL_EXTENSIONS = (".seg.nrrd",) + io.VOLUME_EXTENSIONS
@@ -46,21 +48,8 @@ class Labels:
         return Labels(self.path, geometry, labelmap=resample.resample(self.labelmap, self.geometry, geometry))
 
 
-def read_labels(path: str) -> Labels:
-    """Read a ``.seg.nrrd`` or a label-map file (errors name the file and the problem)."""
-    path = str(path)
-    if io.extension(path) == ".seg.nrrd":
-        import slicer
-
-        from . import mrml
-        node = mrml.load_segmentation(path)
-        try:
-            geometry = mrml.reference_geometry(node)
-            masks = mrml.segment_arrays(node, geometry)
-        finally:
-            slicer.mrmlScene.RemoveNode(node)
-        return Labels(path, geometry, masks=masks)
-    array, geometry = io.read_volume(path)
+def labels_from_array(path: str, array: np.ndarray, geometry: Geometry) -> Labels:
+    """Labels of a label-map file already read as (array, geometry): integer values >= 0 required."""
     if np.issubdtype(array.dtype, np.floating):
         if not np.array_equal(array, np.round(array)):
             raise InputError(f"{path}: holds non-integer values; a label map or binary mask is expected")
@@ -82,13 +71,11 @@ def default_match(pred: Labels, ref: Labels, mapping=None):
     return "name" if pred.masks is not None else "value"
 
 
-def evaluate_files(pred_path: str, ref_path: str, mapping=None, distances: bool = True, case: str = ""):
-    """Metrics rows for one prediction file against one reference file, plus both on the
-    reference grid (returned for overlays and reports)."""
-    ref = read_labels(ref_path)
-    pred = read_labels(pred_path)
+def evaluate_labels(pred: Labels, ref: Labels, mapping=None, distances: bool = True, case: str = ""):
+    """Metrics rows for one prediction against one reference (the prediction brought onto the
+    reference grid), plus both on the reference grid (for overlays and reports)."""
     if len(ref.geometry.shape) != len(pred.geometry.shape):
-        raise InputError(f"{pred_path} and {ref_path} have different dimensionality")
+        raise InputError(f"{pred.path} and {ref.path} have different dimensionality")
     pred = pred.on_grid(ref.geometry)
     rows = metrics.evaluate(pred.segments, ref.segments, ref.geometry.spacing, match=default_match(pred, ref, mapping),
                             case=case, distances=distances)

@@ -3,7 +3,7 @@
 Every write goes through Slicer's own ``vtkSlicerSegmentEditorLogic::ModifySegmentByLabelmap``, so
 the editable area (mask mode), the editable intensity range, the overwrite mode and undo behave
 exactly as for Slicer's Threshold effect.  Two routes reach that logic (see
-:mod:`MedSegCore.editor_targets`): :class:`LogicTarget` (headless) and :class:`EffectTarget`.
+:mod:`MedSegCore.mrml.editor_targets`): :class:`LogicTarget` (headless) and :class:`EffectTarget`.
 
 Both routes get the same labelmaps from :func:`apply_threshold`: built on the aligned source volume
 grid (as Slicer's Threshold effect builds its modifier labelmap), computed and checked before
@@ -21,9 +21,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import threshold
+from ..threshold import engine
 from .editor_targets import EffectTarget, LogicTarget, editor_logic, slice_from_plane
-from .errors import EmptyResultError, InputError, ParameterError
+from ..errors import EmptyResultError, InputError, ParameterError
 
 __all__ = ["AppliedSegment", "EffectTarget", "LogicTarget", "apply_threshold", "editable_mask", "editor_logic",
            "image_array", "new_labelmap", "plan", "slice_from_plane", "slice_region", "undo"]
@@ -67,7 +67,7 @@ def new_labelmap(template, mask: np.ndarray, extent=None):
     import vtk
     import slicer
 
-    from . import mrml
+    from . import nodes
 
     lm = slicer.vtkOrientedImageData()
     lm.SetExtent(list(extent) if extent is not None else template.GetExtent())
@@ -76,7 +76,7 @@ def new_labelmap(template, mask: np.ndarray, extent=None):
     lm.CopyDirections(template)
     lm.AllocateScalars(vtk.VTK_UNSIGNED_CHAR, 1)
     view = image_array(lm)
-    mrml.advise_huge_pages(view)
+    nodes.advise_huge_pages(view)
     view[...] = mask
     return lm
 
@@ -159,7 +159,7 @@ def _modifier_scratch(target, source):
 
 
 def box_extent(box, extent) -> list | None:
-    """IJK extent of a KJI bounding box (tuple of slices, :func:`threshold.bounding_box`) of an
+    """IJK extent of a KJI bounding box (tuple of slices, :func:`engine.bounding_box`) of an
     array whose own IJK extent is ``extent``; None for None (no voxels)."""
     if box is None:
         return None
@@ -168,7 +168,7 @@ def box_extent(box, extent) -> list | None:
             extent[4] + k.start, extent[4] + k.stop - 1]
 
 
-def plan(target, params: threshold.ThresholdParameters, scope: str = "volume", slice_index=None,
+def plan(target, params: engine.ThresholdParameters, scope: str = "volume", slice_index=None,
          slice_axis: int = 2):
     """Compute every labelmap :func:`apply_threshold` would write; touches nothing in the scene.
 
@@ -189,16 +189,16 @@ def plan(target, params: threshold.ThresholdParameters, scope: str = "volume", s
     if editable is not None and not editable.any() and not params.allow_empty:
         raise EmptyResultError("the editable area (masking settings) is empty here; nothing was written")
     cleanup = replace(params.cleanup, per_slice=params.cleanup.per_slice and scope == "volume")
-    ranges = threshold.resolve_ranges(array, params)
+    ranges = engine.resolve_ranges(array, params)
     scratch_labelmap, scratch = None, None
     if scope == "volume" and len(ranges) == 1:
         scratch_labelmap, scratch = _modifier_scratch(target, source)
     planned = []
     for name, lo, hi, color in ranges:
-        one = threshold.ThresholdParameters(lower=lo, upper=hi, invert=params.invert, cleanup=cleanup,
+        one = engine.ThresholdParameters(lower=lo, upper=hi, invert=params.invert, cleanup=cleanup,
                                             name=name, allow_empty=True)
         allocate = (lambda: scratch) if scratch is not None else None
-        result = threshold.segment(array[region], spacing, one, allocate=allocate)[0]
+        result = engine.segment(array[region], spacing, one, allocate=allocate)[0]
         mask = result.mask
         written = result.voxels if editable is None else int(np.count_nonzero(mask & editable))
         if written == 0 and not params.allow_empty:
@@ -274,7 +274,7 @@ def _clear(target, segment_id, source, region, editable):
         raise InputError(f"could not clear segment '{segment_id}' in the slice")
 
 
-def apply_threshold(target, params: threshold.ThresholdParameters, scope: str = "volume",
+def apply_threshold(target, params: engine.ThresholdParameters, scope: str = "volume",
                     slice_index=None, slice_axis: int = 2, segment_id: str | None = None) -> list:
     """Threshold the editor's source volume into a segment, through the Segment Editor logic.
 
@@ -283,7 +283,7 @@ def apply_threshold(target, params: threshold.ThresholdParameters, scope: str = 
     inside the editable area; multi-Otsu (``params.levels``) writes k new segments.  One undo step.
     An empty result raises :class:`EmptyResultError` and leaves the scene as it was, unless
     ``params.allow_empty``.  Returns one :class:`AppliedSegment` per written segment."""
-    from . import mrml
+    from . import nodes
 
     if not isinstance(target, (LogicTarget, EffectTarget)):
         target = LogicTarget(target)
@@ -301,7 +301,7 @@ def apply_threshold(target, params: threshold.ThresholdParameters, scope: str = 
 
     target.save_state()
     results = []
-    colors = mrml.DEFAULT_COLORS
+    colors = nodes.DEFAULT_COLORS
     for i, p in enumerate(planned):
         sid, created = segment_id, False
         if params.levels is not None or sid is None:

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from .errors import ParameterError
+from ..errors import ParameterError
 
 
 def window(image: np.ndarray, percentiles=(1.0, 99.0)) -> np.ndarray:
@@ -73,7 +73,7 @@ def montage(image: np.ndarray, layers, path: str, count: int = 12, columns: int 
             raise ParameterError(f"overlay opacity must be within 0..1, got {alpha}")
     slices = pick_slices([m for m, _, _ in layers], image.shape[0], count)
     canvas = tile(render_slices(image, layers, slices), columns or 4)
-    from .io import atomic_path
+    from ..image.io import atomic_path
 
     with atomic_path(path) as tmp:
         Image.fromarray(canvas).save(tmp, format="PNG")

@@ -2,7 +2,7 @@
 table and plot nodes."""
 from __future__ import annotations
 
-from .. import mrml
+from . import nodes
 from ..errors import InputError
 
 
@@ -23,8 +23,8 @@ def cases_from_segmentations(segmentation_nodes) -> list:
     cases = []
     for node in segmentation_nodes:
         volume = source_volume(node)
-        image, geometry = mrml.volume_array(volume)
-        masks = mrml.segment_arrays(node, volume)
+        image, geometry = nodes.volume_array(volume)
+        masks = nodes.segment_arrays(node, volume)
         if not masks or not any(m.any() for m in masks.values()):
             raise InputError(f"segmentation '{node.GetName()}' has no labelled voxels")
         cases.append((node.GetName(), image.copy(), geometry, masks))

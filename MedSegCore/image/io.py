@@ -13,7 +13,7 @@ import tempfile
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 from .geometry import Geometry, from_sitk, to_sitk
 
 log = logging.getLogger("medseg")

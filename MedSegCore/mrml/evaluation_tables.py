@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import metrics, mrml
-from .errors import InputError
+from ..evaluation import metrics
+from . import nodes
+from ..errors import InputError
 
 COLUMNS = ("segment", "pred_segment") + metrics.METRICS
 FP_COLOR, FN_COLOR = (213 / 255, 94 / 255, 0.0), (86 / 255, 180 / 255, 233 / 255)
@@ -16,9 +17,9 @@ def evaluate_nodes(pred_node, ref_node, mapping=None, distances: bool = True):
     ``mapping`` {pred name: ref name} is given."""
     if pred_node is None or ref_node is None:
         raise InputError("select a reference and a predicted segmentation")
-    geometry = mrml.reference_geometry(ref_node)
-    ref = mrml.segment_arrays(ref_node, geometry)
-    pred = mrml.segment_arrays(pred_node, geometry)
+    geometry = nodes.reference_geometry(ref_node)
+    ref = nodes.segment_arrays(ref_node, geometry)
+    pred = nodes.segment_arrays(pred_node, geometry)
     rows = metrics.evaluate(pred, ref, geometry.spacing, match=mapping or "name", distances=distances)
     return rows, pred, ref, geometry
 
@@ -47,7 +48,7 @@ def save_table_csv(table_node, path: str) -> None:
     """Export a table node to CSV with Slicer's table storage node (atomic)."""
     import slicer
 
-    from . import io
+    from ..image import io
     if not str(path).lower().endswith(".csv"):
         raise InputError(f"{path}: use a .csv file name")
     with io.atomic_path(path) as tmp:
@@ -59,10 +60,10 @@ def save_table_csv(table_node, path: str) -> None:
 
 def disagreement_segmentation(rows, pred: dict, ref: dict, geometry, name: str = "Disagreement"):
     """New segmentation with, per evaluated segment, its false positives and false negatives."""
-    node = mrml.new_segmentation_node(name, geometry)
+    node = nodes.new_segmentation_node(name, geometry)
     for row in rows:
         p = pred.get(row.pred_segment, np.zeros(geometry.shape, bool))
         r = ref.get(row.segment, np.zeros(geometry.shape, bool))
-        mrml.write_segment(node, p & ~r, geometry, f"{row.segment} false positive", FP_COLOR)
-        mrml.write_segment(node, r & ~p, geometry, f"{row.segment} false negative", FN_COLOR)
+        nodes.write_segment(node, p & ~r, geometry, f"{row.segment} false positive", FP_COLOR)
+        nodes.write_segment(node, r & ~p, geometry, f"{row.segment} false negative", FN_COLOR)
     return node

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import InputError, ParameterError
+from ..errors import InputError, ParameterError
 
 # ModificationMode<name>: same enum (Set=0, Add, Remove, RemoveAll) in vtkSlicerSegmentEditorLogic.h
 # and qSlicerSegmentEditorAbstractEffect.h
@@ -142,7 +142,7 @@ def editor_logic(segmentation_node, source_volume_node, editor_node=None):
     ``source_volume_node`` (a new ``vtkMRMLSegmentEditorNode`` unless ``editor_node`` is given)."""
     import slicer
 
-    from .headless import ensure_scene
+    from .scene import ensure_scene
 
     scene = ensure_scene()
     if editor_node is None:
