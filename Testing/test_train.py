@@ -1,5 +1,6 @@
 """Training (MedSegCore.train, ``medseg train``): short real runs on synthetic tasks (bright balls in
 noise, 3D and 2D), reload through MedSegCore.dnn, transfer learning, resume, and bad data."""
+import argparse
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ from MedSegCore.image import io
 from MedSegCore.mrml import nodes
 from MedSegCore.errors import InputError, MedSegError, ParameterError
 from MedSegCore.image.geometry import Geometry
-from MedSegCore.train import TrainConfig, load_config, load_data
+from MedSegCore.train import AugmentConfig, TrainConfig, load_config, load_data
 from MedSegCore.train.data import split_cases
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -151,7 +152,7 @@ def test_2d_slice_wise_training_and_prediction(tmp_path):
     items = [disks(s) for s in range(4)]
     out = tmp_path / "m2d"
     cfg = TrainConfig.from_dict({**FAST, "dims": 2, "patch": [32, 32], "epochs": 2, "steps_per_epoch": 10,
-                                 "augment": {"affine_prob": 0.3, "flip_axes": [0, 1]}, "val_fraction": 0.25})
+                                 "augment": {"affine_prob": 0.3}, "val_fraction": 0.25})     # default flips
     seen = []
     result = train(items, out, cfg, progress=seen.append)
     assert len(seen) == 2 * 10 + 2 and seen[-1].epoch_end and seen[-1].val_dice is not None
@@ -213,6 +214,23 @@ def test_transfer_from_default_with_frozen_encoder(tmp_path):
     assert names and all(torch.equal(default[n], tuned[n]) for n in names)          # frozen: unchanged
     changed = [n for n, p in net.named_parameters() if id(p) not in enc and n not in reinit]
     assert any(not torch.equal(default[n], tuned[n]) for n in changed)              # the decoder learned
+
+
+def test_2d_configs_from_the_panel_and_the_command_line_are_valid():
+    """The default flips follow the network's dimensions (2D: axes 0 and 1), as the panel
+    (TrainConfig(dims=2)) and ``medseg train --dims 2`` (TrainConfig().updated(dims=2)) build them."""
+    from MedSegCore.cli import train as train_cli
+
+    panel = TrainConfig(dims=2, patch=[96, 96])
+    panel.validate()
+    assert panel.augment.flips(2) == [0, 1] and TrainConfig().augment.flips(3) == [0, 1, 2]
+    parser = argparse.ArgumentParser()
+    train_cli.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["train", "--data", "d", "-o", "o", "--dims", "2"])
+    cli = train_cli.config_from_args(args)
+    assert cli.dims == 2 and cli.roi()[2] == 1 and cli.augment.flips(cli.dims) == [0, 1]
+    with pytest.raises(ParameterError, match="flip_axes"):
+        TrainConfig(dims=2, patch=[96, 96], augment=AugmentConfig(flip_axes=[0, 1, 2])).validate()
 
 
 def test_config_json_round_trip_and_validation(tmp_path):

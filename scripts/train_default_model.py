@@ -263,7 +263,7 @@ def main(argv=None) -> int:
                        steps_per_epoch=40, epochs=100, val_overlap=0.25, max_minutes=args.max_minutes or 1.5,
                        name=cfg.name + " (smoke test)", init=args.init or "")   # a small network: from scratch
     cfg = cfg.updated(**changes)
-    if any(a == 0 for a in cfg.augment.flip_axes):
+    if any(a == 0 for a in cfg.augment.flips(cfg.dims)):
         raise SystemExit("refusing to train with left-right flips (axis 0): the symmetric template's right "
                          "hemisphere, the test set, is the mirror image of the training hemisphere")
     t1, ref, geometry = load_template(args.template)

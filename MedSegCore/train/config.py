@@ -23,7 +23,8 @@ SELECTIONS = ("best", "last")
 class AugmentConfig:
     """Random augmentation of training patches; each ``*_prob`` is the chance per patch."""
 
-    flip_axes: list = field(default_factory=lambda: [0, 1, 2])   # network axes; 0 = left-right in RAS
+    flip_axes: list | None = None     # network axes (0 = left-right in RAS); None: every axis of the
+                                      # network, i.e. [0, 1, 2] in 3D and [0, 1] in 2D
     flip_prob: float = 0.5
     affine_prob: float = 0.3
     rotate_deg: float = 15.0          # 3D: about each axis; 2D: in-plane only
@@ -42,6 +43,10 @@ class AugmentConfig:
     deform_prob: float = 0.0          # smooth elastic deformation (MONAI RandSmoothDeform's idea):
     deform_voxels: float = 3.0        # random displacements up to this many voxels on a coarse
     deform_grid: int = 5              # grid of deform_grid^dims control points, interpolated
+
+    def flips(self, dims: int) -> list:
+        """The network axes a patch may be flipped along (``flip_axes``, default every axis)."""
+        return list(range(dims)) if self.flip_axes is None else [int(a) for a in self.flip_axes]
 
 
 @dataclass
@@ -193,7 +198,7 @@ class TrainConfig:
         errors += [f"{name}: value out of range" for name, ok in checks if not ok]
         if self.spacing is not None and (len(self.spacing) != 3 or min(self.spacing) <= 0):
             errors.append(f"spacing: expected 3 positive numbers (mm), got {self.spacing}")
-        bad_axes = [a for a in self.augment.flip_axes if a not in (0, 1, 2) or (self.dims == 2 and a == 2)]
+        bad_axes = [a for a in self.augment.flips(self.dims) if a not in (0, 1, 2) or (self.dims == 2 and a == 2)]
         if bad_axes:
             errors.append(f"augment.flip_axes: {bad_axes} not allowed (0, 1{', 2' if self.dims == 3 else ''})")
         aug = self.augment

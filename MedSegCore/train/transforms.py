@@ -235,7 +235,7 @@ class Augmenter:
                 if m.any():
                     img = torch.where(m, img.rot90(k, dims), img)
                     lab = torch.where(m, lab.rot90(k, dims), lab)
-        for axis in a.flip_axes:
+        for axis in a.flips(self.dims):
             m = chance(a.flip_prob) > 0
             img = torch.where(m, img.flip(2 + axis), img)
             lab = torch.where(m, lab.flip(2 + axis), lab)
