@@ -146,16 +146,17 @@ class MedSegDNNLogic(ScriptedLoadableModuleLogic):  # noqa: F405
             labelmap, probs, summary = process.result()
             labels = [Label(lab["value"], lab["name"], tuple(lab["color"]), lab.get("terminology"))
                       for lab in summary["labels"]]
-            node = self._write(labelmap, labels, probs if probabilities else None, volumeNode, segmentationNode)
+            node = self._write(labelmap, labels, probs if probabilities else None, volumeNode, segmentationNode,
+                               (summary.get("model") or [""])[0])
         finally:
             process.cleanup()
         return node, summary["messages"]
 
-    def _write(self, labelmap, labels, probabilities, volumeNode, segmentationNode):
+    def _write(self, labelmap, labels, probabilities, volumeNode, segmentationNode, modelName=""):
         from types import SimpleNamespace
 
         geometry = nodes.geometry_of(volumeNode)
-        result = SimpleNamespace(labelmap=labelmap, labels=labels, probabilities=probabilities)
+        result = SimpleNamespace(labelmap=labelmap, labels=labels, probabilities=probabilities, model_name=modelName)
         node, self._undo = predictions.write_prediction(result, geometry, volumeNode, segmentationNode,
                                                   f"{volumeNode.GetName()} DNN")
         if probabilities:

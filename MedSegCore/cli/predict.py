@@ -14,6 +14,7 @@ log = logging.getLogger("medseg")
 EPILOG = """examples:
   medseg predict scans/ -o results/
   medseg predict 'data/*.nii.gz' dicom/patient1 -o out --labelmap --overlay --device cuda
+  medseg predict dicom/patient1 -o out --dicom-seg      (also out/patient1.dcm, a DICOM SEG for PACS)
   medseg predict 'imagesTs/*.nii.gz' -o out --channels _0000,_0001 --model mymodel/
 
 A re-run skips cases whose OUT/<case>.seg.nrrd exists (--overwrite redoes them).  Exit status:
@@ -51,6 +52,9 @@ def add_parser(sub):
     o.add_argument("--probabilities", action="store_true",
                    help="also write each label's probability map OUT/<case>_prob_<label>.nii.gz (float32)")
     o.add_argument("--overlay", action="store_true", help="also write a PNG montage OUT/<case>.png")
+    o.add_argument("--dicom-seg", action="store_true",
+                   help="also write OUT/<case>.dcm, a DICOM SEG referencing the case's DICOM series "
+                        "(DICOM series inputs only; needs highdicom)")
     o.add_argument("--overwrite", action="store_true", help="redo cases whose .seg.nrrd exists")
     o.add_argument("--timings", metavar="CSV", help="append per-case timings here (default: OUT/timings.csv)")
     p.set_defaults(func=run)
@@ -154,7 +158,7 @@ def run(args) -> int:
     if channels is not None and len(channels) != card.in_channels:
         raise ParameterError(f"--channels gives {len(channels)} suffix(es) but model {card.name!r} "
                              f"has {card.in_channels} input channel(s)")
-    options = batch.BatchOptions(out, popts, args.labelmap, args.overlay, args.overwrite, timings)
+    options = batch.BatchOptions(out, popts, args.labelmap, args.overlay, args.overwrite, timings, args.dicom_seg)
     batch.check_plan(cases, card.labels, options)
     os.makedirs(out, exist_ok=True)
 

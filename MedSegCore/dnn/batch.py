@@ -43,6 +43,7 @@ class BatchOptions:
     overlay: bool = False
     overwrite: bool = False
     timings_csv: str | None = None
+    dicom_seg: bool = False            # also OUT/<case>.dcm, a DICOM SEG on the case's DICOM series
 
 
 @dataclass
@@ -170,20 +171,32 @@ def safe_name(text: str) -> str:
 
 
 def plan_outputs(name: str, labels, options: BatchOptions) -> dict:
-    """Paths a case writes: 'seg', and 'labelmap', 'overlay', 'probabilities' {label: path} if asked."""
+    """Paths a case writes: 'seg', and 'labelmap', 'overlay', 'dicom_seg', 'probabilities' {label: path}
+    if asked."""
     out = lambda suffix: os.path.join(options.output_dir, name + suffix)   # noqa: E731
     plan = {"seg": out(".seg.nrrd")}
     if options.labelmap:
         plan["labelmap"] = out(".nii.gz")
     if options.overlay:
         plan["overlay"] = out(".png")
+    if options.dicom_seg:
+        plan["dicom_seg"] = out(".dcm")
     if options.predict.probabilities:
         plan["probabilities"] = {lab.name: out(f"_prob_{safe_name(lab.name)}.nii.gz") for lab in labels}
     return plan
 
 
 def check_plan(cases, labels, options: BatchOptions) -> None:
-    """Refuse outputs that would overwrite an input or another case's output."""
+    """Refuse outputs that would overwrite an input or another case's output, and DICOM SEG outputs
+    for cases that are not DICOM series."""
+    if options.dicom_seg:
+        from ..image import dicom_seg
+
+        files = [c.name for c in cases if not c.error and c.sources[0][1] is None]     # no series UID: a file
+        if files:
+            raise ParameterError(f"--dicom-seg: a DICOM SEG needs a DICOM series as input; case(s) "
+                                 f"{', '.join(files)} are files (leave them out or drop --dicom-seg)")
+        dicom_seg.require_highdicom()
     inputs = {os.path.realpath(p) for c in cases for p, _ in c.sources if p}
     seen = set()
     for c in cases:
@@ -214,10 +227,11 @@ def _one_line(exc: BaseException) -> str:
     return text if isinstance(exc, MedSegError) else f"{type(exc).__name__}: {text}".rstrip(": ")
 
 
-def _write(inputs, pred, plan: dict, name: str, written: list) -> None:
-    from ..mrml import nodes
-    from ..mrml.predictions import label_specs
+def _write(inputs, pred, plan: dict, name: str, written: list, case: Case | None = None, card=None) -> None:
+    from ..mrml import dicom_export, nodes
+    from ..mrml.predictions import label_specs, model_tags
     from ..evaluation import overlay
+    from ..image.dicom_seg import Algorithm
 
     geometry = inputs[0][1]
     for label, path in plan.get("probabilities", {}).items():
@@ -233,7 +247,13 @@ def _write(inputs, pred, plan: dict, name: str, written: list) -> None:
         written.append(plan["overlay"])
     seg = nodes.new_segmentation_node(name, geometry)
     try:
-        nodes.write_label_segments(seg, pred.labelmap, geometry, label_specs(pred.labels))
+        nodes.write_label_segments(seg, pred.labelmap, geometry, label_specs(pred.labels),
+                                   tags=model_tags(pred.model_name))
+        if "dicom_seg" in plan:                   # on the first channel's series, whose grid the result is on
+            folder, uid = case.sources[0]
+            dicom_export.save_dicom_seg(seg, geometry, plan["dicom_seg"], folder,
+                                        Algorithm("AUTOMATIC", card.name, card.version, "ai"), uid, card.name)
+            written.append(plan["dicom_seg"])
         nodes.save_segmentation(seg, plan["seg"])
         written.append(plan["seg"])
     finally:
@@ -264,7 +284,7 @@ def run_case(case: Case, model, options: BatchOptions, progress=None, cancel=Non
         timings.update({k: pred.timings.get(k, 0.0) for k in ("preprocess", "inference", "postprocess")})
         report(1.0, "writing")
         t1 = time.perf_counter()
-        _write(inputs, pred, plan, case.name, written)
+        _write(inputs, pred, plan, case.name, written, case, card)
         timings["write"] = time.perf_counter() - t1
     except BaseException as exc:
         for path in filter(os.path.exists, written):

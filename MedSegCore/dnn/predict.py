@@ -37,6 +37,8 @@ class Prediction:
     labels: list
     messages: list = field(default_factory=list)
     timings: dict = field(default_factory=dict)
+    model_name: str = ""               # the card's name and version (segments' algorithm)
+    model_version: str = ""
 
 
 def _check(options: PredictOptions, card) -> list:
@@ -151,4 +153,4 @@ def predict(inputs, model, options: PredictOptions | None = None, progress=None,
     timings["postprocess"] = time.perf_counter() - t2
     timings["total"] = time.perf_counter() - t0
     report(1.0, "Done")
-    return Prediction(labelmap, probabilities, list(card.labels), messages, timings)
+    return Prediction(labelmap, probabilities, list(card.labels), messages, timings, card.name, card.version)

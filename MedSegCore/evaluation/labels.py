@@ -1,9 +1,11 @@
 """Evaluation inputs: segmentation files and folders of cases, brought onto one grid for metrics.
 
-A prediction or reference is a ``.seg.nrrd`` (segments by name; read by
+A prediction or reference is a ``.seg.nrrd`` or a DICOM SEG ``.dcm`` (segments by name; read by
 ``MedSegCore.mrml.label_files``) or a NIfTI/NRRD/MHA label map (segments by label value; a binary
 mask is a label map with one value).  The prediction is
-resampled onto the reference's grid by nearest neighbour when the grids differ.
+resampled onto the reference's grid by nearest neighbour when the grids differ.  A DICOM SEG's grid
+spans only the slices it has frames on, so a SEG reference is first extended (empty) to cover the
+prediction's grid: voxels a prediction has beyond those slices still count as false positives.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from ..errors import InputError
 from ..image.geometry import Geometry
 
 log = logging.getLogger("medseg")
-LABEL_EXTENSIONS = (".seg.nrrd",) + io.VOLUME_EXTENSIONS
+LABEL_EXTENSIONS = (".seg.nrrd", ".dcm") + io.VOLUME_EXTENSIONS
 
 
 @dataclass
@@ -30,6 +32,7 @@ class Labels:
     geometry: Geometry
     masks: dict | None = None
     labelmap: np.ndarray | None = None
+    frames_only: bool = False          # a DICOM SEG: the grid covers only the slices with frames
 
     @property
     def segments(self):
@@ -44,7 +47,7 @@ class Labels:
         log.info("%s: on a different grid; resampled onto the reference grid (nearest neighbour)", self.path)
         if self.masks is not None:
             return Labels(self.path, geometry, masks={n: resample.resample(m, self.geometry, geometry).astype(bool)
-                                                      for n, m in self.masks.items()})
+                                                      for n, m in self.masks.items()}, frames_only=self.frames_only)
         return Labels(self.path, geometry, labelmap=resample.resample(self.labelmap, self.geometry, geometry))
 
 
@@ -76,6 +79,8 @@ def evaluate_labels(pred: Labels, ref: Labels, mapping=None, distances: bool = T
     reference grid), plus both on the reference grid (for overlays and reports)."""
     if len(ref.geometry.shape) != len(pred.geometry.shape):
         raise InputError(f"{pred.path} and {ref.path} have different dimensionality")
+    if ref.frames_only:
+        ref = ref.on_grid(resample.covering_grid(ref.geometry, pred.geometry))
     pred = pred.on_grid(ref.geometry)
     rows = metrics.evaluate(pred.segments, ref.segments, ref.geometry.spacing, match=default_match(pred, ref, mapping),
                             case=case, distances=distances)

@@ -38,3 +38,15 @@ def overlaps(source: Geometry, target: Geometry) -> bool:
         return pts.min(axis=0), pts.max(axis=0)
     (a0, a1), (b0, b1) = box(source), box(target)
     return bool(np.all(a0 <= b1) and np.all(b0 <= a1))
+
+
+def covering_grid(base: Geometry, other: Geometry, tol: float = 1e-3) -> Geometry:
+    """``base``'s grid (same spacing and directions, same voxel centres) extended to cover every
+    voxel centre of ``other``."""
+    corners = np.array([[i, j, k, 1.0] for i in (0, other.size[0] - 1) for j in (0, other.size[1] - 1)
+                        for k in (0, other.size[2] - 1)]).T
+    index = (np.linalg.inv(base.ijk_to_ras()) @ other.ijk_to_ras() @ corners)[:3]
+    low = np.minimum(np.floor(index.min(axis=1) + tol), 0)
+    high = np.maximum(np.ceil(index.max(axis=1) - tol), np.array(base.size) - 1)
+    origin = (base.ijk_to_ras() @ np.append(low, 1.0))[:3]
+    return Geometry((high - low + 1).astype(int), base.spacing, origin, base.direction)

@@ -1,9 +1,9 @@
 """Reading segmentation files for evaluation: ``.seg.nrrd`` through Slicer's segmentation storage,
-label maps through ``MedSegCore.image.io``, both as ``MedSegCore.evaluation.labels.Labels``."""
+DICOM SEG through ``MedSegCore.image.dicom_seg`` (highdicom), label maps through ``MedSegCore.image.io``, both as ``MedSegCore.evaluation.labels.Labels``."""
 from __future__ import annotations
 
 from ..evaluation.labels import Labels, evaluate_labels, labels_from_array
-from ..image import io
+from ..image import dicom_seg, io
 
 
 def read_segmentation(path: str, onto=None):
@@ -25,8 +25,11 @@ def read_segmentation(path: str, onto=None):
 
 
 def read_labels(path: str) -> Labels:
-    """Read a ``.seg.nrrd`` or a label-map file (errors name the file and the problem)."""
+    """Read a ``.seg.nrrd``, a DICOM SEG or a label-map file (errors name the file and the problem)."""
     path = str(path)
+    if dicom_seg.is_seg_path(path):
+        masks, geometry = dicom_seg.read_seg(path)
+        return Labels(path, geometry, masks=masks, frames_only=True)
     if io.extension(path) == ".seg.nrrd":
         geometry, masks, _ = read_segmentation(path)
         return Labels(path, geometry, masks=masks)

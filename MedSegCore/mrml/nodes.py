@@ -201,11 +201,12 @@ def segment_names(segmentation_node) -> list:
 
 
 def write_segment(segmentation_node, mask: np.ndarray, geometry: Geometry, name: str, color=None,
-                  replace: bool = False, terminology: str | None = None, labelmap=None) -> str:
+                  replace: bool = False, terminology: str | None = None, labelmap=None, tags: dict | None = None) -> str:
     """Write a boolean KJI mask on ``geometry`` as the segment ``name``; returns its ID.
 
     A segment of that name that already exists is an error unless ``replace`` is set, in which
-    case only its voxels change (its ID, colour and other segments stay)."""
+    case only its voxels change (its ID, colour and other segments stay).  ``terminology`` (Slicer's
+    serialized entry) and ``tags`` (e.g. the DICOM algorithm tags) are set on the segment."""
     slicer = _slicer()
     segmentation = segmentation_node.GetSegmentation()
     segment_id = segment_id_by_name(segmentation_node, name)
@@ -222,6 +223,8 @@ def write_segment(segmentation_node, mask: np.ndarray, geometry: Geometry, name:
     if terminology:
         segmentation.GetSegment(segment_id).SetTag(segmentation.GetSegment(segment_id).GetTerminologyEntryTagName(),
                                                    terminology)
+    for key, value in (tags or {}).items():
+        segmentation.GetSegment(segment_id).SetTag(key, str(value))
     if labelmap is None:
         labelmap = oriented_image(mask, geometry)
     _set_segment_labelmap(segmentation_node, segment_id, labelmap)
@@ -247,10 +250,11 @@ def _set_segment_labelmap(segmentation_node, segment_id: str, labelmap) -> None:
 
 
 def write_label_segments(segmentation_node, labelmap: np.ndarray, geometry: Geometry, labels,
-                         replace: bool = False) -> list:
+                         replace: bool = False, tags: dict | None = None) -> list:
     """Write each label of an integer KJI ``labelmap`` as its own segment.  ``labels`` is a list of
-    (value, name, color) and may include terminology as a 4th item.  Existing segments of those
-    names are errors unless ``replace``; checked for all labels before anything is written."""
+    (value, name, color) and may include terminology as a 4th item; ``tags`` go on every segment.
+    Existing segments of those names are errors unless ``replace``; checked for all labels before
+    anything is written."""
     if not replace:
         clash = [lab[1] for lab in labels if segment_id_by_name(segmentation_node, lab[1]) is not None]
         if clash:
@@ -259,7 +263,8 @@ def write_label_segments(segmentation_node, labelmap: np.ndarray, geometry: Geom
     for lab in labels:
         value, name, color = lab[:3]
         term = lab[3] if len(lab) > 3 else None
-        ids.append(write_segment(segmentation_node, labelmap == value, geometry, name, color, replace, term))
+        ids.append(write_segment(segmentation_node, labelmap == value, geometry, name, color, replace, term,
+                                 tags=tags))
     return ids
 
 

@@ -9,25 +9,22 @@ from __future__ import annotations
 import numpy as np
 
 from . import nodes
+from .. import terminology
 from ..image.geometry import Geometry
 
-TERMINOLOGY_CONTEXT = "Segmentation category and type - DICOM master list"
-ANATOMY_CONTEXT = "Anatomic codes - DICOM master list"
+TERMINOLOGY_CONTEXT = terminology.DICOM_CONTEXT
+ANATOMY_CONTEXT = terminology.REGION_CONTEXT
 
 
-def terminology_tag(terminology: dict | None) -> str | None:
-    """Slicer's terminology entry string for a card label's terminology (codes: [value, scheme, meaning]).
+def terminology_tag(card_terminology: dict | None) -> str | None:
+    """Slicer's terminology entry string for a card label's terminology (codes: [value, scheme,
+    meaning]; see :func:`MedSegCore.terminology.slicer_tag`), None without one."""
+    return terminology.slicer_tag(card_terminology) if card_terminology else None
 
-    Format (as Slicer's ``SerializeTerminologyEntry``): context~category~type~modifier~
-    anatomicContext~anatomicRegion~anatomicRegionModifier, each code as scheme^value^meaning."""
-    if not terminology:
-        return None
 
-    def code(key):
-        c = terminology.get(key)
-        return f"{c[1]}^{c[0]}^{c[2]}" if c else "^^"
-    return "~".join([TERMINOLOGY_CONTEXT, code("category"), code("type"), code("modifier"), ANATOMY_CONTEXT,
-                     code("anatomic_region"), code("anatomic_region_modifier")])
+def model_tags(model_name: str) -> dict | None:
+    """DICOM algorithm tags of a model's segments (AUTOMATIC, the model's name), if it has a name."""
+    return terminology.algorithm_tags("AUTOMATIC", model_name) if model_name else None
 
 
 def label_specs(labels) -> list:
@@ -80,6 +77,7 @@ class NewNodeUndo:
 def write_prediction(prediction, geometry: Geometry, reference, segmentation_node=None, name: str = "Segmentation"):
     """Write a Prediction's label map as segments.  A new node is created unless one is given; in an
     existing node the model's segments (same names) are replaced and no other segment changes.
+    Segments are tagged AUTOMATIC with the model's name, for Slicer's DICOM SEG export.
     Returns (segmentation node, an undo object with ``restore()``)."""
     specs = label_specs(prediction.labels)
     if segmentation_node is None:
@@ -87,7 +85,8 @@ def write_prediction(prediction, geometry: Geometry, reference, segmentation_nod
         undo = NewNodeUndo(segmentation_node)
     else:
         undo = SegmentUndo(segmentation_node, [s[1] for s in specs])
-    nodes.write_label_segments(segmentation_node, prediction.labelmap, geometry, specs, replace=True)
+    nodes.write_label_segments(segmentation_node, prediction.labelmap, geometry, specs, replace=True,
+                               tags=model_tags(getattr(prediction, "model_name", "")))
     return segmentation_node, undo
 
 

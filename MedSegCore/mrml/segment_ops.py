@@ -7,10 +7,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..image import io, resample
+from .. import __version__, terminology
+from ..image import dicom_seg, io, resample
 from . import nodes
 from ..threshold import engine
 from ..errors import InputError, ParameterError
+
+THRESHOLD_ALGORITHM = "MedSeg threshold"
+
+
+def threshold_algorithm() -> dicom_seg.Algorithm:
+    """How threshold segments are made, for DICOM SEG files (semi-automatic: a person picks the range)."""
+    return dicom_seg.Algorithm("SEMIAUTOMATIC", THRESHOLD_ALGORITHM, __version__, "threshold")
 
 
 def mask_from_segment(segmentation_node, segment_name: str, volume_node) -> np.ndarray:
@@ -23,12 +31,20 @@ def mask_from_segment(segmentation_node, segment_name: str, volume_node) -> np.n
 
 
 def mask_from_file(path: str, geometry, segment_name: str | None = None) -> np.ndarray:
-    """Boolean mask on ``geometry`` from a mask file: a ``.seg.nrrd`` (one named segment, or all
-    segments together) or a NIfTI/NRRD label volume (non-zero voxels), resampled by nearest
-    neighbour.  A mask that does not overlap the volume is an error."""
+    """Boolean mask on ``geometry`` from a mask file: a ``.seg.nrrd`` or DICOM SEG ``.dcm`` (one
+    named segment, or all segments together) or a NIfTI/NRRD label volume (non-zero voxels),
+    resampled by nearest neighbour.  A mask that does not overlap the volume is an error."""
     import slicer
 
-    if io.extension(path) == ".seg.nrrd":
+    if dicom_seg.is_seg_path(path):
+        segments, seg_geometry = dicom_seg.read_seg(path)
+        if segment_name is not None and segment_name not in segments:
+            raise ParameterError(f"no segment '{segment_name}' in {path}; segments: {', '.join(segments)}")
+        if not resample.overlaps(seg_geometry, geometry):
+            raise InputError(f"{path}: mask does not overlap the volume")
+        union = np.logical_or.reduce([m for n, m in segments.items() if segment_name in (None, n)])
+        mask = resample.resample(union, seg_geometry, geometry, "nearest").astype(bool)
+    elif io.extension(path) == ".seg.nrrd":
         node = nodes.load_segmentation(path)
         try:
             ref = nodes.reference_geometry(node)
@@ -74,14 +90,19 @@ def apply_threshold(volume_node, params: engine.ThresholdParameters, segmentatio
     created = segmentation_node is None
     if created:
         segmentation_node = nodes.new_segmentation_node(f"{volume_node.GetName()} segmentation", volume_node)
+    preset_term = engine.preset_terminology(params)
+    tag = terminology.slicer_tag(preset_term)
+    tags = terminology.algorithm_tags("SEMIAUTOMATIC", THRESHOLD_ALGORITHM)
     try:
         with slicer.util.NodeModify(segmentation_node):
             for r in results:
                 image = images.get(id(r.mask))      # None: clean-up made a new array
                 labelmap = (nodes.cropped(image, r.mask, geometry, r.box) if image is not None
                             else nodes.oriented_image(r.mask, geometry, r.box))
+                # a replaced segment keeps its own terminology unless a preset says what it is
+                keep = preset_term is None and nodes.segment_id_by_name(segmentation_node, r.name) is not None
                 nodes.write_segment(segmentation_node, r.mask, geometry, r.name, r.color, replace,
-                                   labelmap=labelmap)
+                                    terminology=None if keep else tag, labelmap=labelmap, tags=tags)
     except Exception:
         if created:
             slicer.mrmlScene.RemoveNode(segmentation_node)

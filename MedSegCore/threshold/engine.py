@@ -196,6 +196,14 @@ def resolve_ranges(array: np.ndarray, params: ThresholdParameters, roi=None) -> 
     return [(base or "Threshold", lo, hi, params.color)]
 
 
+def preset_terminology(params: ThresholdParameters) -> dict | None:
+    """Terminology of the segment a preset's range makes (None where multi-Otsu levels, an auto
+    method or --invert decide what the segment is)."""
+    if params.preset and not params.levels and not params.method and not params.invert:
+        return presets.get_preset(params.preset).terminology
+    return None
+
+
 def segment(array: np.ndarray, spacing, params: ThresholdParameters, roi: np.ndarray | None = None,
             allocate=None) -> list:
     """Run the threshold described by ``params`` on a KJI ``array`` (``spacing`` I, J, K mm),

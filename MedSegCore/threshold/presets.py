@@ -14,6 +14,12 @@
 
 MRI "foreground" means voxels brighter than the volume's minimum (the background of skull-stripped
 or masked images, and zero padding, are excluded).
+
+Each preset names its structure in Slicer's terminology (codes as in Slicer's
+Modules/Loadable/Terminologies/Resources/SegmentationCategoryTypeModifier-SlicerGeneralAnatomy.json,
+contrast-filled vessels from the DICOM master list beside it, which the general list lacks); MRI ranges
+have no anatomical meaning and get Slicer's default for a new segment, Tissue.  DICOM SEG files and
+Slicer's DICOM export carry these codes.
 """
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import EmptyResultError, ParameterError
+from ..terminology import DICOM_CONTEXT, SLICER_CONTEXT
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,7 @@ class Preset:
     low: float
     high: float
     color: tuple
+    terminology: dict = None        # category/type codes (see MedSegCore.terminology), Tissue if None
 
     @property
     def description(self) -> str:
@@ -39,13 +47,26 @@ class Preset:
         return f"{self.label}: {self.low:g} .. {self.high:g} {unit}"
 
 
+_GENERAL, _DICOM = SLICER_CONTEXT, DICOM_CONTEXT
+_TISSUE = ["85756007", "SCT", "Tissue"]
+
+
+def _term(context, category, type_):
+    return {"context": context, "category": category, "type": type_}
+
+
 PRESETS = {p.name: p for p in [
-    Preset("ct-bone", "Bone", "CT", 400, 3071, (0.95, 0.92, 0.80)),
-    Preset("ct-soft-tissue", "Soft tissue", "CT", -29, 150, (0.80, 0.45, 0.40)),
-    Preset("ct-lung", "Lung", "CT", -950, -400, (0.75, 0.85, 0.95)),
-    Preset("ct-fat", "Fat", "CT", -190, -30, (0.95, 0.85, 0.45)),
-    Preset("ct-air", "Air", "CT", -3024, -951, (0.30, 0.30, 0.30)),
-    Preset("ct-vessels-contrast", "Contrast-enhanced vessels", "CT", 150, 400, (0.85, 0.15, 0.15)),
+    Preset("ct-bone", "Bone", "CT", 400, 3071, (0.95, 0.92, 0.80),
+           _term(_GENERAL, _TISSUE, ["272673000", "SCT", "Bone"])),
+    Preset("ct-soft-tissue", "Soft tissue", "CT", -29, 150, (0.80, 0.45, 0.40), _term(_GENERAL, _TISSUE, _TISSUE)),
+    Preset("ct-lung", "Lung", "CT", -950, -400, (0.75, 0.85, 0.95),
+           _term(_GENERAL, ["123037004", "SCT", "Anatomical Structure"], ["39607008", "SCT", "Lung"])),
+    Preset("ct-fat", "Fat", "CT", -190, -30, (0.95, 0.85, 0.45),
+           _term(_GENERAL, _TISSUE, ["248300009", "SCT", "Body fat"])),
+    Preset("ct-air", "Air", "CT", -3024, -951, (0.30, 0.30, 0.30),
+           _term(_GENERAL, ["91720002", "SCT", "Body Substance"], ["74947009", "SCT", "Gas"])),
+    Preset("ct-vessels-contrast", "Contrast-enhanced vessels", "CT", 150, 400, (0.85, 0.15, 0.15),
+           _term(_DICOM, _TISSUE, ["59820001", "SCT", "Blood vessel"])),
     Preset("mri-bright", "Bright (MRI)", "MRI", 75, 100, (0.95, 0.95, 0.50)),
     Preset("mri-mid", "Mid (MRI)", "MRI", 25, 75, (0.50, 0.80, 0.50)),
     Preset("mri-dark", "Dark (MRI)", "MRI", 0, 25, (0.40, 0.40, 0.80)),
