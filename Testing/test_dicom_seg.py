@@ -285,3 +285,32 @@ def test_predict_dicom_seg_lps_series(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--dicom-seg: a DICOM SEG needs a DICOM series" in err and "vol" in err and "Traceback" not in err
     assert not (tmp_path / "o2").exists()
+
+
+def test_module_path_segments_ready_for_slicer_dicom_export(tmp_path):
+    """A segmentation the MedSeg Threshold module makes on a volume loaded by Slicer's DICOM module has
+    what Slicer's DICOMSegmentationPlugin export reads: the reference-geometry node reference to that
+    volume (whose DICOM.instanceUIDs name the source files), a place in the volume's study, and per
+    segment a terminology Slicer's logic deserializes and the algorithm tags."""
+    import slicer
+
+    from MedSegCore.mrml import segment_ops
+    from MedSegCore.threshold.engine import ThresholdParameters
+
+    series = str(tmp_path / "s")
+    uids = write_ct_series(bone_phantom(OBLIQUE), OBLIQUE, series)
+    volume = nodes.read_volume_node(series)
+    volume.SetAttribute("DICOM.instanceUIDs", " ".join(uids))          # as DICOMScalarVolumePlugin sets it
+    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(slicer.mrmlScene)
+    study = sh.CreateStudyItem(sh.CreateSubjectItem(sh.GetSceneItemID(), "Test^Patient"), "S1")
+    sh.CreateItem(study, volume)
+    seg, _ = segment_ops.apply_threshold(volume, ThresholdParameters(preset="ct-lung", allow_empty=True))
+    seg, _ = segment_ops.apply_threshold(volume, ThresholdParameters(preset="ct-bone"), seg)
+    assert seg.GetNodeReference(seg.GetReferenceImageGeometryReferenceRole()) is volume
+    assert volume.GetAttribute("DICOM.instanceUIDs").split() == uids
+    assert sh.GetItemParent(sh.GetItemByDataNode(seg)) == study
+    segmentation = seg.GetSegmentation()
+    views = [slicer_exporter_view(segmentation.GetNthSegment(i)) for i in range(segmentation.GetNumberOfSegments())]
+    assert views == [(presets.get_preset(p).terminology["context"],
+                      [presets.get_preset(p).terminology["category"], presets.get_preset(p).terminology["type"]],
+                      "SEMIAUTOMATIC", "MedSeg threshold") for p in ("ct-lung", "ct-bone")]

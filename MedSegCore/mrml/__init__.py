@@ -5,7 +5,8 @@ and ``.seg.nrrd`` files (``nodes``, ``label_files``), the headless scene of slic
 the Segment Editor targets and apply path (``editor_targets``, ``editor_apply``), threshold results
 as segments (``segment_ops``), the preview's slice reslicing and actors (``reslice``), metrics tables
 (``evaluation_tables``), network results as segments (``predictions``), training cases from the
-scene (``training_cases``) and installing PyTorch inside Slicer (``torch_install``).
+scene (``training_cases``), segmentations as DICOM SEG files (``dicom_export``) and installing
+PyTorch inside Slicer (``torch_install``).
 
 May import the engine (``image``, ``threshold``, ``evaluation``, ``dnn``, ``train``); the engine
 never imports this package at module level (``dnn``/``train`` drivers import it inside the functions

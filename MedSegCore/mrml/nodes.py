@@ -176,13 +176,25 @@ def set_reference_geometry(segmentation_node, reference) -> None:
 
 
 def new_segmentation_node(name: str, reference):
-    """New ``vtkMRMLSegmentationNode`` whose reference geometry is ``reference`` (volume node or Geometry)."""
+    """New ``vtkMRMLSegmentationNode`` whose reference geometry is ``reference`` (volume node or Geometry).
+
+    With a volume node it also references that node and sits beside it in the subject hierarchy (in
+    its study when it came from DICOM), as Slicer's Segment Editor places segmentations
+    (``vtkSlicerSegmentEditorLogic``): Slicer's DICOM SEG export needs both."""
     slicer = _slicer()
     node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", slicer.mrmlScene.GenerateUniqueName(name))
     node.CreateDefaultDisplayNodes()
     set_reference_geometry(node, reference)
     if not isinstance(reference, Geometry):
         node.SetNodeReferenceID(node.GetReferenceImageGeometryReferenceRole(), reference.GetID())
+        sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(slicer.mrmlScene)
+        volume_item = sh.GetItemByDataNode(reference) if sh is not None else 0
+        if volume_item:
+            item = sh.GetItemByDataNode(node)
+            if item:
+                sh.SetItemParent(item, sh.GetItemParent(volume_item))
+            else:                             # headless: no subject hierarchy logic made the item
+                sh.CreateItem(sh.GetItemParent(volume_item), node)
     return node
 
 
