@@ -139,6 +139,18 @@ def test_threshold_oblique_series_to_dicom_seg(tmp_path):
     assert (context, values, kind, name) == (preset.terminology["context"], [code(
         s.SegmentedPropertyCategoryCodeSequence[0]), code(s.SegmentedPropertyTypeCodeSequence[0])],
         "SEMIAUTOMATIC", "MedSeg threshold")
+    # as a reference: the SEG's grid covers only slices with frames; a false positive on a slice
+    # without frames still counts (Bone has n voxels, the prediction n + 1)
+    assert not masks["Bone"][0].any()
+    labels = masks["Bone"].astype(np.uint8)
+    labels[0, 3, 4] = 1
+    pred = tmp_path / "pred.nii.gz"
+    io.write_volume(labels, geometry, str(pred))
+    report = tmp_path / "m.json"
+    assert main(["evaluate", str(pred), str(dcm), "--map", "1=Bone", "--json", str(report), "--no-distances"]) == 0
+    [row] = json.loads(report.read_text())["rows"]
+    n = int(masks["Bone"].sum())
+    assert row["recall"] == 1.0 and row["precision"] == pytest.approx(n / (n + 1))
 
 
 @needs_dciodvfy
@@ -204,6 +216,16 @@ def test_dicom_seg_needs_a_dicom_series_and_highdicom(tmp_path, capsys, monkeypa
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "needs a DICOM series folder" in err
     assert not list(tmp_path.glob("x*")) and not list(tmp_path.glob(".medseg-*"))
+    for bad in (tmp_path / "notes.dcm", tmp_path / "ct_image.dcm"):      # not DICOM; a DICOM image, not a SEG
+        if bad.name == "notes.dcm":
+            bad.write_text("hello")
+        else:
+            write_ct_series(bone_phantom(LPS)[:1], LPS, str(tmp_path / "one"))
+            shutil.copy(next((tmp_path / "one").iterdir()), bad)
+        capsys.readouterr()
+        assert main(["threshold", str(vol), "-o", str(tmp_path / "y.nii.gz"), "--preset", "ct-bone", "--mask", str(bad)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "not a readable DICOM SEG" in err and str(bad) in err
     monkeypatch.setitem(__import__("sys").modules, "highdicom", None)
     with pytest.raises(MedSegError, match="pip install"):
         dicom_seg.read_seg(str(vol))
