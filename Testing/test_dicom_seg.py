@@ -198,12 +198,17 @@ def test_empty_segments_written_as_such_or_refused(tmp_path, capsys):
     # one empty segment beside a full one: described, without frames
     _, geometry = io.read_volume(series)
     image, _ = io.read_volume(series)
-    segs = [dicom_seg.Segment("Body", image > -500, (1, 0, 0)), dicom_seg.Segment("Nothing", image > 9999, (0, 0, 1))]
+    lung = {"category": ["123037004", "SCT", "Anatomical Structure"], "type": ["39607008", "SCT", "Lung"],
+            "modifier": ["7771000", "SCT", "Left"], "anatomic_region": ["51185008", "SCT", "Thorax"]}
+    segs = [dicom_seg.Segment("Body", image > -500, (1, 0, 0), lung), dicom_seg.Segment("Nothing", image > 9999, (0, 0, 1))]
     mixed = tmp_path / "mixed.dcm"
     dicom_seg.write_seg(str(mixed), series, geometry, segs, dicom_seg.Algorithm("SEMIAUTOMATIC", "test", "1"))
     assert dciodvfy(mixed) == []
     ds = pydicom.dcmread(str(mixed))
     assert [s.SegmentLabel for s in ds.SegmentSequence] == ["Body", "Nothing"]
+    body = ds.SegmentSequence[0]
+    assert code(body.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence[0]) == lung["modifier"]
+    assert code(body.AnatomicRegionSequence[0]) == lung["anatomic_region"]
     assert {n for _, n in source_uids_of_frames(ds)} == {1}
     masks, g = dicom_seg.read_seg(str(mixed))
     assert masks["Nothing"].sum() == 0 and masks["Body"].sum() == (image > -500).sum()

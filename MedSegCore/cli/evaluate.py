@@ -26,7 +26,7 @@ def add_parser(sub):
         "evaluate", help="compare a segmentation with ground truth (Dice, IoU, HD95, ...)",
         description="Compare PRED with the ground truth GT: Dice, IoU, precision, recall, specificity, F1, "
                     "accuracy, volumes, Hausdorff, HD95 and ASSD (mm) per segment. Each may be a .seg.nrrd "
-                    "(segments matched by name), a NIfTI/NRRD label map (matched by label value) or a binary "
+                    "or a DICOM SEG .dcm (segments matched by name), a NIfTI/NRRD label map (matched by label value) or a binary "
                     "mask; PRED is resampled onto GT's grid if they differ. With two folders, files with the "
                     "same case name are paired and a summary (mean ± sd) is printed.")
     p.add_argument("pred", metavar="PRED")

@@ -66,6 +66,10 @@ def require_highdicom():
     return highdicom
 
 
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+
+
 def is_seg_path(path: str) -> bool:
     """True for a path MedSeg reads or writes as a DICOM SEG (``.dcm``)."""
     return io.extension(str(path)) == SEG_EXTENSION
@@ -146,7 +150,7 @@ def write_seg(path: str, series_folder: str, geometry: Geometry, segments, algor
             content_description=description[:64], series_description=description[:64],
             omit_empty_frames=len(empty) < len(segments))
     except (ValueError, TypeError, AttributeError) as exc:
-        raise InputError(f"{series_folder}: cannot build a DICOM SEG on this series: {str(exc).splitlines()[0]}") from None
+        raise InputError(f"{series_folder}: cannot build a DICOM SEG on this series: {_first_line(exc)}") from None
     with io.atomic_path(path) as tmp:
         seg.save_as(tmp)
 
@@ -167,12 +171,12 @@ def read_seg(path: str) -> tuple:
     try:
         seg = hd.seg.segread(path)
     except Exception as exc:                      # pydicom/highdicom raise many kinds for a bad file
-        raise InputError(f"{path}: not a readable DICOM SEG ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})") from None
+        raise InputError(f"{path}: not a readable DICOM SEG ({type(exc).__name__}: {_first_line(exc)})") from None
     numbers = list(seg.segment_numbers)
     try:
         volume = seg.get_volume(combine_segments=False, segment_numbers=numbers)
     except (ValueError, RuntimeError) as exc:
-        raise InputError(f"{path}: frames do not form a regular 3D grid ({str(exc).splitlines()[0][:160]})") from None
+        raise InputError(f"{path}: frames do not form a regular 3D grid ({_first_line(exc)})") from None
     if volume is None:
         raise InputError(f"{path}: DICOM SEG has no frames")
     geometry = _geometry(volume)
