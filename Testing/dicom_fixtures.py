@@ -70,3 +70,22 @@ def source_uids_of_frames(seg) -> list:
         ident = item if "SegmentIdentificationSequence" in item else shared     # one segment: shared
         out.append((str(source), int(ident.SegmentIdentificationSequence[0].ReferencedSegmentNumber)))
     return out
+
+
+def slicer_exporter_view(segment):
+    """What Slicer's DICOMSegmentationPlugin export reads from a segment: the terminology deserialized
+    by Slicer's own logic (category and type must be valid), algorithm type (MANUAL unless tagged) and
+    name (required unless MANUAL)."""
+    import slicer
+    import vtk
+
+    entry = slicer.vtkSlicerTerminologyEntry()
+    assert slicer.vtkSlicerTerminologiesModuleLogic.DeserializeTerminologyEntry(segment.GetTerminology(), entry)
+    coded = [entry.GetCategoryObject(), entry.GetTypeObject()]
+    values = [[c.GetCodeValue(), c.GetCodingSchemeDesignator(), c.GetCodeMeaning()] for c in coded]
+    assert all(v is not None for pair in values for v in pair), "Slicer's exporter would refuse this terminology"
+    kind, name = vtk.reference(""), vtk.reference("")
+    kind = str(kind) if segment.GetTag("DICOM.SegmentAlgorithmType", kind) else "MANUAL"
+    name = str(name) if segment.GetTag("DICOM.SegmentAlgorithmName", name) else None
+    assert kind in ("MANUAL", "SEMIAUTOMATIC", "AUTOMATIC") and (kind == "MANUAL" or name)
+    return entry.GetTerminologyContextName(), values, kind, name

@@ -17,7 +17,7 @@ from MedSegCore.image import dicom_seg, dicom_source, io
 from MedSegCore.image.geometry import Geometry
 from MedSegCore.mrml import nodes
 from MedSegCore.threshold import presets
-from dicom_fixtures import dciodvfy, source_uids_of_frames, write_ct_series
+from dicom_fixtures import dciodvfy, slicer_exporter_view, source_uids_of_frames, write_ct_series
 from synthetic import rotation, sphere
 
 hd = pytest.importorskip("highdicom")
@@ -87,25 +87,6 @@ def check_references(ds, series):
 
 def code(item):
     return [str(item.CodeValue), str(item.CodingSchemeDesignator), str(item.CodeMeaning)]
-
-
-def slicer_exporter_view(segment):
-    """What Slicer's DICOMSegmentationPlugin export reads from a segment: the terminology deserialized
-    by Slicer's own logic (category and type must be valid), algorithm type (MANUAL unless tagged) and
-    name (required unless MANUAL)."""
-    import slicer
-    import vtk
-
-    entry = slicer.vtkSlicerTerminologyEntry()
-    assert slicer.vtkSlicerTerminologiesModuleLogic.DeserializeTerminologyEntry(segment.GetTerminology(), entry)
-    coded = [entry.GetCategoryObject(), entry.GetTypeObject()]
-    values = [[c.GetCodeValue(), c.GetCodingSchemeDesignator(), c.GetCodeMeaning()] for c in coded]
-    assert all(v is not None for pair in values for v in pair), "Slicer's exporter would refuse this terminology"
-    kind, name = vtk.reference(""), vtk.reference("")
-    kind = str(kind) if segment.GetTag("DICOM.SegmentAlgorithmType", kind) else "MANUAL"
-    name = str(name) if segment.GetTag("DICOM.SegmentAlgorithmName", name) else None
-    assert kind in ("MANUAL", "SEMIAUTOMATIC", "AUTOMATIC") and (kind == "MANUAL" or name)
-    return entry.GetTerminologyContextName(), values, kind, name
 
 
 @needs_dciodvfy
