@@ -25,6 +25,7 @@ DEFAULT = {"context": SLICER_CONTEXT, "category": ["85756007", "SCT", "Tissue"],
 ALGORITHM_TYPE_TAG = "DICOM.SegmentAlgorithmType"
 ALGORITHM_NAME_TAG = "DICOM.SegmentAlgorithmName"
 ALGORITHM_TYPES = ("MANUAL", "SEMIAUTOMATIC", "AUTOMATIC")
+THRESHOLD_ALGORITHM = "MedSeg threshold"       # the algorithm name of every threshold segment
 
 
 def codes(terminology: dict | None) -> dict:

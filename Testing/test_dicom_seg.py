@@ -322,3 +322,31 @@ def test_module_path_segments_ready_for_slicer_dicom_export(tmp_path):
     assert views == [(presets.get_preset(p).terminology["context"],
                       [presets.get_preset(p).terminology["category"], presets.get_preset(p).terminology["type"]],
                       "SEMIAUTOMATIC", "MedSeg threshold") for p in ("ct-lung", "ct-bone")]
+
+
+def test_segment_editor_effect_path_tags_what_it_writes():
+    """Through the Segment Editor (the effect's path), the selected segment keeps the terminology
+    the user gave it unless a preset says what it is; every written segment is tagged SEMIAUTOMATIC."""
+    from MedSegCore.mrml import editor_apply
+    from MedSegCore.threshold.engine import ThresholdParameters
+
+    image = bone_phantom(OBLIQUE)
+    volume = nodes.add_volume_node(image, OBLIQUE, "ct")
+    seg = nodes.new_segmentation_node("seg", volume)
+    logic = editor_apply.editor_logic(seg, volume)
+    segmentation = seg.GetSegmentation()
+    mine = segmentation.AddEmptySegment("", "Mine", [0.1, 0.8, 0.1])
+    user_term = ("Segmentation category and type - DICOM master list~SCT^123037004^Anatomical Structure~"
+                 "SCT^10200004^Liver~^^~Anatomic codes - DICOM master list~^^~^^")
+    segmentation.GetSegment(mine).SetTag(segmentation.GetSegment(mine).GetTerminologyEntryTagName(), user_term)
+    logic.GetSegmentEditorNode().SetSelectedSegmentID(mine)
+    editor_apply.apply_threshold(logic, ThresholdParameters(lower=0, upper=500))
+    _, values, kind, name = slicer_exporter_view(segmentation.GetSegment(mine))
+    assert segmentation.GetSegment(mine).GetTerminology() == user_term
+    assert (kind, name) == ("SEMIAUTOMATIC", "MedSeg threshold")
+    editor_apply.apply_threshold(logic, ThresholdParameters(preset="ct-bone"))
+    _, values, _, _ = slicer_exporter_view(segmentation.GetSegment(mine))
+    assert values[1] == ["272673000", "SCT", "Bone"]
+    for applied in editor_apply.apply_threshold(logic, ThresholdParameters(levels=3)):
+        _, values, kind, _ = slicer_exporter_view(segmentation.GetSegment(applied.segment_id))
+        assert values[1] == ["85756007", "SCT", "Tissue"] and kind == "SEMIAUTOMATIC"

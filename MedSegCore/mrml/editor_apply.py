@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .. import terminology
 from ..threshold import engine
 from .editor_targets import EffectTarget, LogicTarget, editor_logic, slice_from_plane
 from ..errors import EmptyResultError, InputError, ParameterError
@@ -316,7 +317,12 @@ def apply_threshold(target, params: engine.ThresholdParameters, scope: str = "vo
             labelmap = new_labelmap(source, p.mask, extent)
             _clear(target, sid, source, region, editable)
             target.modify(sid, labelmap, ADD, extent)
-        results.append(AppliedSegment(sid, segmentation.GetSegment(sid).GetName(), p.lower, p.upper,
+        segment = segmentation.GetSegment(sid)        # how it was made, for Slicer's DICOM SEG export
+        for key, value in terminology.algorithm_tags("SEMIAUTOMATIC", terminology.THRESHOLD_ALGORITHM).items():
+            segment.SetTag(key, value)
+        if created or engine.preset_terminology(params):
+            segment.SetTag(segment.GetTerminologyEntryTagName(), terminology.slicer_tag(engine.preset_terminology(params)))
+        results.append(AppliedSegment(sid, segment.GetName(), p.lower, p.upper,
                                       p.voxels, p.voxels * voxel_ml, created))
     return results
 

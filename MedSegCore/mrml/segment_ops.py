@@ -13,7 +13,7 @@ from . import nodes
 from ..threshold import engine
 from ..errors import InputError, ParameterError
 
-THRESHOLD_ALGORITHM = "MedSeg threshold"
+THRESHOLD_ALGORITHM = terminology.THRESHOLD_ALGORITHM
 
 
 def threshold_algorithm() -> dicom_seg.Algorithm:
