@@ -2,9 +2,9 @@
 
 A DICOM SEG refers to each of its frames' source image by SOP Instance UID, so writing one needs the
 series' instances in the order :func:`MedSegCore.image.io.read_volume` stacked them.  Headers are read
-with pydicom (no pixel data), sorted along the slice normal (row x column direction, as GDCM's
-``IPPSorter`` used by ITK's series reader sorts them), and checked slice by slice against the volume's
-geometry, so a SEG can never name the wrong slice.
+with pydicom (no pixel data), sorted by position along the slice normal (row x column direction, the
+order GDCM's series helper gives SimpleITK's ``GetGDCMSeriesFileNames``; the tests compare the two), and
+checked slice by slice against the volume's geometry, so a SEG can never name the wrong slice.
 """
 from __future__ import annotations
 
