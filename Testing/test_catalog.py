@@ -190,3 +190,28 @@ def test_plain_http_catalogue_refused_except_on_loopback(monkeypatch):
     monkeypatch.setenv("MEDSEG_CATALOG", "http://mirror.example.org/catalog.json")
     with pytest.raises(InputError, match="must come over https"):
         catalog.load_catalog()
+
+
+def test_slicer_logic_installs_in_background_and_selects_by_name(tmp_path, monkeypatch, home):
+    """What MedSegDNN's panel calls: the catalogue rows, an install in a child process, the model by name."""
+    from types import SimpleNamespace
+
+    import slicer_harness
+
+    slicer_harness.load_module("MedSegDNN")
+    from MedSegDNN import MedSegDNNLogic
+
+    data = card_model_zip(tmp_path)
+    with LoopbackServer({"/thresh.zip": data}) as srv:
+        use_catalog(tmp_path, monkeypatch, entry("thresh", srv.url("/thresh.zip"), data))
+        rows, problem = MedSegDNNLogic.catalogRows()
+        assert problem is None and [(r.name, r.installable) for r in rows] == [("thresh", True)]
+        node = SimpleNamespace(modelSource="catalogue", catalogModel="thresh", modelPath="")
+        with pytest.raises(InputError, match="not installed"):
+            MedSegDNNLogic.modelFromNode(node)
+        run = MedSegDNNLogic.startModelInstall("thresh")
+        run.wait(timeout=120)
+    assert run.error is None and run.progress == 1.0
+    assert MedSegDNNLogic.modelFromNode(node) == str(home / "models" / "thresh" / "model")
+    rows, _ = MedSegDNNLogic.catalogRows()
+    assert rows[0].installed and not rows[0].installable and "installed 1.0" in rows[0].text
