@@ -193,3 +193,26 @@ def test_background_install_reports_progress_and_cancel_leaves_nothing(tmp_path,
     assert run.error is None and "installed t 1.0" in run.text
     assert srv.requests[-1][1] is not None and srv.requests[-1][1].startswith("bytes="), "the second run resumed"
     assert catalog.find_installed("t").record["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_second_install_of_the_same_model_waits_its_turn(tmp_path, monkeypatch, home):
+    data = card_model_zip(tmp_path)
+    (home / "downloads").mkdir(parents=True)
+    lock = home / "downloads" / "t.lock"
+    with LoopbackServer({"/t.zip": data}) as srv:
+        use_catalog(tmp_path, monkeypatch, entry("t", srv.url("/t.zip"), data))
+        lock.write_text(str(os.getppid()))                 # a live process holds the install
+        with pytest.raises(InputError, match=f"being installed by another MedSeg process \\(pid {os.getppid()}\\)"):
+            catalog.install("t")
+        assert srv.requests == []
+        lock.write_text("999999999")                       # left by a process that is gone: taken over
+        catalog.install("t")
+    assert catalog.find_installed("t") is not None and not lock.exists()
+
+
+def test_install_from_a_file_url_mirror(tmp_path, monkeypatch, home):
+    data = card_model_zip(tmp_path)
+    (tmp_path / "mirror").mkdir()
+    (tmp_path / "mirror" / "t.zip").write_bytes(data)
+    use_catalog(tmp_path, monkeypatch, entry("t", (tmp_path / "mirror" / "t.zip").as_uri(), data))
+    assert "installed t 1.0" in catalog.install("t").message

@@ -81,15 +81,16 @@ def install(name: str, catalog: Catalog | None = None, progress=None, cancel=Non
     tag = (entry.sha256 or next(iter(entry.published_checksums.values()), "") or "x")[:12]
     part = store.downloads_dir() / f"{entry.name}-{entry.version}-{tag}.zip.part"
     expected = download.Expected(entry.size_bytes, entry.sha256, dict(entry.published_checksums))
-    got = download.download(entry.url, part, expected, progress=progress, cancel=cancel)
-    limit = entry.max_unpacked_bytes or archive.default_limit(got.size)
-    with store.staging() as staged:
-        archive.extract_zip(part, staged / "unpacked", limit, cancel)
-        kind = _place(staged, staged / "unpacked", f"the download of {entry.name}")
-        record = {"version": entry.version, "kind": kind, "source": entry.url, "sha256": got.sha256,
-                  "size_bytes": got.size, "checked": got.checked, **_entry_record(entry)}
-        model = store.commit(staged, entry.name, record)
-    download.discard(part)
+    with store.install_lock(entry.name):
+        got = download.download(entry.url, part, expected, progress=progress, cancel=cancel)
+        limit = entry.max_unpacked_bytes or archive.default_limit(got.size)
+        with store.staging() as staged:
+            archive.extract_zip(part, staged / "unpacked", limit, cancel)
+            kind = _place(staged, staged / "unpacked", f"the download of {entry.name}")
+            record = {"version": entry.version, "kind": kind, "source": entry.url, "sha256": got.sha256,
+                      "size_bytes": got.size, "checked": got.checked, **_entry_record(entry)}
+            model = store.commit(staged, entry.name, record)
+        download.discard(part)
     replaced = f" (replaced {present.version})" if present is not None and present.version != entry.version else ""
     return Outcome(model, f"installed {entry.name} {entry.version}{replaced} in {model.path}; checked against "
                           f"{got.checked}; sha256 {got.sha256}")

@@ -109,6 +109,35 @@ def find_installed(name: str) -> Installed | None:
 
 
 @contextmanager
+def install_lock(name: str):
+    """Held while ``name`` is downloaded and installed, so two installs (panel and CLI) never share a
+    partial download; a lock left by a process that is gone is taken over."""
+    path = downloads_dir() / f"{check_name(name)}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try:
+                pid, age = int(path.read_text(encoding="utf-8") or 0), time.time() - path.stat().st_mtime
+            except (OSError, ValueError):
+                pid, age = 0, 0.0
+            if pid and pid != os.getpid() and _alive(pid) and (os.name == "posix" or age < 6 * 3600):
+                raise InputError(f"{name} is being installed by another MedSeg process (pid {pid}); "
+                                 f"wait for it to finish") from None
+            path.unlink(missing_ok=True)
+    else:
+        raise InputError(f"cannot lock {path} for installing {name}")
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
 def staging():
     """A fresh folder inside the store; deleted unless :func:`commit` moved it into place."""
     store = models_dir()
