@@ -216,3 +216,18 @@ def test_install_from_a_file_url_mirror(tmp_path, monkeypatch, home):
     (tmp_path / "mirror" / "t.zip").write_bytes(data)
     use_catalog(tmp_path, monkeypatch, entry("t", (tmp_path / "mirror" / "t.zip").as_uri(), data))
     assert "installed t 1.0" in catalog.install("t").message
+
+
+def test_http_error_and_unknown_names_are_one_line(tmp_path, monkeypatch, capsys, home):
+    with LoopbackServer({}) as srv:
+        use_catalog(tmp_path, monkeypatch, entry("t", srv.url("/gone.zip"), b"x"))
+        assert main(["models", "install", "t"]) == 2
+        assert error_line(capsys).endswith(f"{srv.url('/gone.zip')}: the server answered HTTP 404 Not Found")
+        assert main(["models", "install", "nosuch"]) == 2
+        assert "'nosuch' is not in the model catalogue" in error_line(capsys)
+        (tmp_path / "empty.zip").write_bytes(zip_bytes({}))
+        assert main(["models", "import", str(tmp_path / "empty.zip"), "--name", "default"]) == 2
+        assert "'default' names the bundled model" in error_line(capsys)
+        assert main(["models", "import", str(tmp_path / "empty.zip"), "--name", "empty"]) == 2
+        assert "holds no model" in error_line(capsys)
+    assert_nothing_installed(home)

@@ -82,8 +82,9 @@ def extract_zip(path: Path, dest: Path, max_unpacked: int, cancel=None) -> None:
     from ..errors import CancelledError
 
     dest = Path(dest)
-    root = dest.resolve()
     members = check_zip(path, max_unpacked)
+    dest.mkdir(parents=True, exist_ok=True)
+    root = dest.resolve()
     written = 0
     with zipfile.ZipFile(path) as zf:
         for info in members:

@@ -43,6 +43,8 @@ def check_name(name: str) -> str:
     """``name`` if it can name a model folder (letters, digits, '_', '.', '-'), else ParameterError."""
     if not NAME_PATTERN.match(name or "") or name in (".", ".."):
         raise ParameterError(f"{name!r} is not a valid model name (use letters, digits, '_', '.' and '-')")
+    if name.lower() == "default":
+        raise ParameterError("'default' names the bundled model; choose another name")
     return name
 
 
