@@ -231,3 +231,24 @@ def test_http_error_and_unknown_names_are_one_line(tmp_path, monkeypatch, capsys
         assert main(["models", "import", str(tmp_path / "empty.zip"), "--name", "empty"]) == 2
         assert "holds no model" in error_line(capsys)
     assert_nothing_installed(home)
+
+
+def test_full_disk_is_one_line(tmp_path, monkeypatch, capsys, home):
+    import builtins
+
+    data = card_model_zip(tmp_path)
+    real_open = builtins.open
+
+    def full(path, mode="r", *args, **kwargs):
+        if str(path).endswith(".part") and "b" in mode and ("w" in mode or "a" in mode):
+            raise OSError(28, "No space left on device", str(path))
+        return real_open(path, mode, *args, **kwargs)
+
+    with LoopbackServer({"/t.zip": data}) as srv:
+        use_catalog(tmp_path, monkeypatch, entry("t", srv.url("/t.zip"), data))
+        monkeypatch.setattr(builtins, "open", full)
+        rc = main(["models", "install", "t"])
+        monkeypatch.setattr(builtins, "open", real_open)
+    assert rc == 2
+    assert "installing t: No space left on device" in error_line(capsys)
+    assert_nothing_installed(home)

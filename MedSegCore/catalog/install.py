@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +58,16 @@ def _check_disk(entry: Entry) -> None:
                          f"{download.mib(free)} free")
 
 
+@contextmanager
+def _disk_errors(what: str):
+    """A failing disk (full, read-only, permissions) as one line instead of a traceback."""
+    try:
+        yield
+    except OSError as e:
+        where = f" ({e.filename})" if e.filename else ""
+        raise InputError(f"{what}: {e.strerror or e}{where}; nothing installed") from None
+
+
 def _place(staged: Path, unpacked: Path, what: str) -> str:
     """Move the model folder found in ``unpacked`` to ``staged/model``; returns its kind."""
     root, kind = archive.find_model_root(unpacked, what)
@@ -81,7 +92,7 @@ def install(name: str, catalog: Catalog | None = None, progress=None, cancel=Non
     tag = (entry.sha256 or next(iter(entry.published_checksums.values()), "") or "x")[:12]
     part = store.downloads_dir() / f"{entry.name}-{entry.version}-{tag}.zip.part"
     expected = download.Expected(entry.size_bytes, entry.sha256, dict(entry.published_checksums))
-    with store.install_lock(entry.name):
+    with _disk_errors(f"installing {entry.name}"), store.install_lock(entry.name):
         got = download.download(entry.url, part, expected, progress=progress, cancel=cancel)
         limit = entry.max_unpacked_bytes or archive.default_limit(got.size)
         with store.staging() as staged:
@@ -148,7 +159,7 @@ def import_model(path, name: str | None = None, catalog: Catalog | None = None, 
     target = store.check_name(name or (entry.name if entry else _default_name(path)))
     if store.find_installed(target) is not None and not force:
         raise InputError(f"a model called {target} is installed already; pass --force to replace it, or --name NAME")
-    with store.staging() as staged:
+    with _disk_errors(f"importing {path.name}"), store.staging() as staged:
         if path.is_file():
             limit = (entry.max_unpacked_bytes if entry else None) or archive.default_limit(path.stat().st_size)
             archive.extract_zip(path, staged / "unpacked", limit)

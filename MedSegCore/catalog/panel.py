@@ -45,7 +45,9 @@ def rows(catalog=None) -> tuple:
                        f"{e.description}\nLicence: {e.license}\nDownload: {_size(e.size_bytes)}"
                        + ("" if e.bundled or e.verified else " (checked against the publisher's checksum)")
                        + (f"\nLabels: {', '.join(e.labels[:12])}{' ...' if len(e.labels) > 12 else ''}"
-                          if e.labels else ""),
+                          if e.labels else "")
+                       + ("\nA MONAI bundle: its configuration runs code, so its first run asks you to trust it."
+                          if e.kind == "monai-bundle" else ""),
                        e.bundled or m is not None, not e.bundled and (m is None or m.version != e.version)))
     for m in installed.values():
         r = m.record
