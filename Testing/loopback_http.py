@@ -4,6 +4,7 @@
         url = srv.url("/m.zip")
         srv.cut["/m.zip"] = 1000        # the next response stops after 1000 bytes and closes
         srv.slow["/m.zip"] = 0.05       # sleep 50 ms after each 64 KiB
+        srv.redirect["/api/m.zip"] = "/m.zip"   # 302 to another path
         srv.requests                    # [(path, Range header or None, bytes sent), ...]
 
 Requests for absolute URIs (``GET http://host/path``, what a client sends to a proxy) are served
@@ -33,6 +34,13 @@ class _Handler(BaseHTTPRequestHandler):
         path, host = parsed.path, parsed.netloc or None
         data = srv.files.get(path)
         rng = self.headers.get("Range")
+        if path in srv.redirect:          # as NGC's API answers with a redirect to signed storage
+            srv.requests.append((path, rng, 0, host))
+            self.send_response(302)
+            self.send_header("Location", srv.url(srv.redirect[path]))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if data is None:
             srv.requests.append((path, rng, 0, host))
             self.send_response(404)
@@ -90,6 +98,7 @@ class LoopbackServer:
         self.cut = {}
         self.declared_length = {}
         self.slow = {}
+        self.redirect = {}
         self.requests = []
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self

@@ -107,6 +107,20 @@ def test_interrupted_download_resumes_with_a_range_request(tmp_path, monkeypatch
     assert model.record["sha256"] == hashlib.sha256(data).hexdigest()
 
 
+def test_resume_through_a_redirect(tmp_path, monkeypatch, home):
+    data = card_model_zip(tmp_path)
+    with LoopbackServer({"/storage/t.zip": data}) as srv:
+        srv.redirect["/api/t.zip"] = "/storage/t.zip"
+        use_catalog(tmp_path, monkeypatch, entry("t", srv.url("/api/t.zip"), data))
+        srv.cut["/storage/t.zip"] = 500
+        with pytest.raises(download.DownloadError, match="resume"):
+            catalog.install("t")
+        catalog.install("t")
+    assert [r[:3] for r in srv.requests] == [("/api/t.zip", None, 0), ("/storage/t.zip", None, 500),
+                                             ("/api/t.zip", "bytes=500-", 0),
+                                             ("/storage/t.zip", "bytes=500-", len(data) - 500)]
+
+
 def test_resume_restarts_when_the_server_ignores_ranges(tmp_path, monkeypatch, home):
     data = card_model_zip(tmp_path)
     with LoopbackServer({"/t.zip": data}, ranges=False) as srv:
