@@ -78,6 +78,7 @@ def test_unsafe_zip_entries_refused(tmp_path, monkeypatch, capsys, home, files, 
     assert message in error_line(capsys)
     assert_nothing_installed(home)
     assert not (home / "evil.txt").exists() and not (home.parent / "evil.txt").exists()
+    assert list((home / "downloads").iterdir()) == []
 
 
 def test_zip_bomb_refused_before_writing(tmp_path, home):

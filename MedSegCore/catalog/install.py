@@ -96,8 +96,12 @@ def install(name: str, catalog: Catalog | None = None, progress=None, cancel=Non
         got = download.download(entry.url, part, expected, progress=progress, cancel=cancel)
         limit = entry.max_unpacked_bytes or archive.default_limit(got.size)
         with store.staging() as staged:
-            archive.extract_zip(part, staged / "unpacked", limit, cancel)
-            kind = _place(staged, staged / "unpacked", f"the download of {entry.name}")
+            try:
+                archive.extract_zip(part, staged / "unpacked", limit, cancel)
+                kind = _place(staged, staged / "unpacked", f"the download of {entry.name}")
+            except archive.ArchiveError:
+                download.discard(part)         # verified but unusable: nothing to resume
+                raise
             record = {"version": entry.version, "kind": kind, "source": entry.url, "sha256": got.sha256,
                       "size_bytes": got.size, "checked": got.checked, **_entry_record(entry)}
             model = store.commit(staged, entry.name, record)
