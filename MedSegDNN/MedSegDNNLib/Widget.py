@@ -29,6 +29,7 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._install = None
         self._catalogFuture = None
         self._catalogRows = ()
+        self._catalogNote = ""
 
     def setup(self):
         import qt
@@ -128,10 +129,12 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._timer.start()
 
     # -- model catalogue: rows loaded off the GUI thread, installs in a child process ------------------
-    def refreshCatalog(self):
+    def refreshCatalog(self, note=""):
+        """Read the catalogue rows in a thread; ``note`` is shown under the selection once they are in."""
         import concurrent.futures
 
-        self.ui.catalogInfoLabel.text = _("Reading the model catalogue…")
+        self._catalogNote = note
+        self.ui.catalogInfoLabel.text = note or _("Reading the model catalogue…")
         pool = concurrent.futures.ThreadPoolExecutor(1)
         self._catalogFuture = pool.submit(self.logic.catalogRows)
         pool.shutdown(wait=False)
@@ -158,18 +161,19 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                        if self._parameterNode and r.name == self._parameterNode.catalogModel), 0)
         combo.setCurrentIndex(chosen)
         combo.blockSignals(wasBlocked)
-        self.onCatalogModelChanged(chosen)
-        if problem:
-            self.ui.catalogInfoLabel.text = problem
+        self.onCatalogModelChanged(chosen, userChoice=False)
+        notes = [n for n in (problem, self._catalogNote) if n]
+        if notes:
+            self.ui.catalogInfoLabel.text = "\n".join(t for t in [self.ui.catalogInfoLabel.text, *notes] if t)
         self._stopTimerIfIdle()
 
-    def onCatalogModelChanged(self, index):
+    def onCatalogModelChanged(self, index, userChoice=True):
         from MedSegCore.catalog import panel
 
         row = self._catalogRows[index] if 0 <= index < len(self._catalogRows) else None
         self.ui.catalogInfoLabel.text = panel.describe(row) if row else ""
         self.ui.installModelButton.enabled = bool(row and row.installable and self._install is None)
-        if row and self._parameterNode:
+        if row and self._parameterNode and userChoice:
             self._parameterNode.catalogModel = row.name
             if row.installed:
                 self._parameterNode.modelSource = "catalogue"
@@ -189,8 +193,7 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._install.cancel()
             self._install = None
             self.ui.cancelModelInstallButton.enabled = False
-            self.ui.catalogInfoLabel.text = _("Cancelled; nothing was installed (installing again resumes the download).")
-            self.refreshCatalog()
+            self.refreshCatalog(_("Cancelled; nothing was installed (installing again resumes the download)."))
 
     def _pollInstall(self):
         run = self._install
@@ -205,9 +208,7 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.cancelModelInstallButton.enabled = False
         if run.error:
             slicer.util.errorDisplay(_("Model installation failed: {error}").format(error=run.error))
-        message = run.error or run.text
-        self.refreshCatalog()
-        self.ui.catalogInfoLabel.text = message
+        self.refreshCatalog(run.error or run.text)
 
     def onPoll(self):
         self._pollCatalog()
