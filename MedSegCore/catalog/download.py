@@ -158,9 +158,9 @@ def _content_range(value: str | None) -> tuple:
 def _verify(path: Path, size: int, hashers: dict, expected: Expected, url: str) -> Result:
     digests = {a: h.hexdigest() for a, h in hashers.items()}
     if expected.sha256:
-        want, algo = {"sha256": expected.sha256.lower()}, "SHA-256"
+        want = {"sha256": expected.sha256.lower()}
     else:
-        want, algo = {a: v.lower() for a, v in expected.published.items()}, "published checksum"
+        want = {a: v.lower() for a, v in expected.published.items()}
     for a, value in want.items():
         if digests.get(a) != value:
             discard(path)
@@ -253,8 +253,9 @@ def _stream(resp, part, offset, limit, hashers, url, total, progress, cancel, ti
             if done > limit:
                 out.close()
                 discard(part)
-                raise DownloadError(f"{url}: the server sends more than the {limit} bytes the catalogue "
-                                    f"declares; refused, nothing installed")
+                declared = "the catalogue declares" if total is not None else "are allowed"
+                raise DownloadError(f"{url}: the server sends more than the {limit} bytes {declared}; "
+                                    f"refused, nothing installed")
             out.write(block)
             for h in hashers.values():
                 h.update(block)
