@@ -49,7 +49,8 @@ class MedSegDNNParameterNode:
     """Typed parameters of the panel."""
 
     inputVolume: vtkMRMLScalarVolumeNode
-    modelSource: Annotated[str, Choice(["default", "file or folder"])] = "default"
+    modelSource: Annotated[str, Choice(["default", "file or folder", "catalogue"])] = "default"
+    catalogModel: str = ""
     modelPath: str = ""
     device: Annotated[str, Choice(["auto", "cpu", "cuda", "mps"])] = "auto"
     roi: str = ""
@@ -85,6 +86,12 @@ class MedSegDNNLogic(ScriptedLoadableModuleLogic):  # noqa: F405
     def modelFromNode(p) -> str:
         if p.modelSource == "default":
             return "default"
+        if p.modelSource == "catalogue":
+            from MedSegCore.catalog import resolve_model
+
+            if not p.catalogModel:
+                raise MedSegError("choose a model of the catalogue (Model catalogue section)")
+            return resolve_model(p.catalogModel)
         if not p.modelPath:
             raise MedSegError("choose a model file (TorchScript or checkpoint) or a MONAI bundle folder")
         return p.modelPath
@@ -119,6 +126,22 @@ class MedSegDNNLogic(ScriptedLoadableModuleLogic):  # noqa: F405
         estimate = estimate_memory(card, nodes.geometry_of(volumeNode).size, roi, options.sw_batch,
                                    resolve_device(options.device))
         return f"Starting… estimated memory {estimate.text}"
+
+    @staticmethod
+    def catalogRows():
+        """(rows, problem) for the catalogue selector (MedSegCore.catalog.panel); may wait on the network."""
+        from MedSegCore.catalog import panel
+
+        return panel.rows()
+
+    @staticmethod
+    def startModelInstall(name, popen=None):
+        """Download and install catalogue model ``name`` in a child process; poll the InstallProcess."""
+        from MedSegCore.catalog.worker import InstallProcess
+
+        process = InstallProcess(**({"popen": popen} if popen else {}))
+        process.start(name)
+        return process
 
     def segment(self, volumeNodes, model="default", options=None, segmentationNode=None, progress=None, cancel=None):
         """Synchronous run in this process: returns (segmentation node, Prediction)."""

@@ -13,7 +13,7 @@ import sys
 
 from ..errors import MedSegError
 
-SUBCOMMANDS = ["info", "threshold", "evaluate", "predict", "train", "demo"]
+SUBCOMMANDS = ["info", "threshold", "evaluate", "predict", "train", "demo", "models"]
 
 
 class _StderrHandler(logging.StreamHandler):

@@ -32,8 +32,9 @@ def add_parser(sub):
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="volume files, folders or glob patterns")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder (created if missing)")
     m = p.add_argument_group("model")
-    m.add_argument("--model", default="default", metavar="default|PATH",
-                   help="'default' (bundled model), a card+weights folder, a .pt/.ts file or a MONAI bundle")
+    m.add_argument("--model", default="default", metavar="default|NAME|PATH",
+                   help="'default' (bundled model), the NAME of an installed model ('medseg models list'), "
+                        "a card+weights folder, a .pt/.ts file or a MONAI bundle")
     m.add_argument("--device", default="auto", metavar="auto|cpu|cuda|mps", help="where to run (default: auto)")
     m.add_argument("--channels", metavar="SUFFIX,...",
                    help="multi-channel models: files <case><SUFFIX>.<ext>, one suffix per model input "
@@ -130,6 +131,7 @@ def run(args) -> int:
     from ..dnn.dependencies import require
 
     require("medseg predict")
+    from ..catalog import resolve_model
     from ..dnn import PredictOptions, batch
     from ..dnn.inference import resolve_device
     from ..dnn.loading import load_model
@@ -149,7 +151,7 @@ def run(args) -> int:
                            min_size_mm3=args.min_size)
     cases = batch.expand_inputs(args.inputs, channels, exclude=out)
     device = resolve_device(args.device)
-    model = load_model(args.model, device)
+    model = load_model(resolve_model(args.model), device)
     card = model.card
     batch.check_options(popts, card)
     if channels is None and card.in_channels > 1:

@@ -26,6 +26,10 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._timer = None
         self._training = None
         self._curve = (None, None)
+        self._install = None
+        self._catalogFuture = None
+        self._catalogRows = ()
+        self._catalogNote = ""
 
     def setup(self):
         import qt
@@ -51,6 +55,11 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.exportCsvButton.connect("clicked(bool)", self.onExportCsv)
         self.ui.startTrainingButton.connect("clicked(bool)", self.onStartTraining)
         self.ui.stopTrainingButton.connect("clicked(bool)", self.onStopTraining)
+        self.ui.installModelButton.connect("clicked(bool)", self.onInstallModel)
+        self.ui.cancelModelInstallButton.connect("clicked(bool)", self.onCancelModelInstall)
+        self.ui.catalogModelComboBox.connect("currentIndexChanged(int)", self.onCatalogModelChanged)
+        self.ui.cancelModelInstallButton.enabled = False
+        self.refreshCatalog()
         self.ui.cancelButton.enabled = False
         self.ui.stopTrainingButton.enabled = False
         self.ui.dependencyLabel.text = dependencies.status(check_cuda=False).message()
@@ -61,6 +70,8 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._run.cancel()
         if self._training is not None:
             self._training.cancel()
+        if self._install is not None:
+            self._install.cancel()
         if self._timer is not None:
             self._timer.stop()
         self.removeObservers()
@@ -117,7 +128,91 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.progressBar.value = 0
             self._timer.start()
 
+    # -- model catalogue: rows loaded off the GUI thread, installs in a child process ------------------
+    def refreshCatalog(self, note=""):
+        """Read the catalogue rows in a thread; ``note`` is shown under the selection once they are in."""
+        import concurrent.futures
+
+        self._catalogNote = note
+        self.ui.catalogInfoLabel.text = note or _("Reading the model catalogue…")
+        pool = concurrent.futures.ThreadPoolExecutor(1)
+        self._catalogFuture = pool.submit(self.logic.catalogRows)
+        pool.shutdown(wait=False)
+        self._timer.start()
+
+    def _stopTimerIfIdle(self):
+        if self._run is None and self._training is None and self._install is None and self._catalogFuture is None:
+            self._timer.stop()
+
+    def _pollCatalog(self):
+        if self._catalogFuture is None or not self._catalogFuture.done():
+            return
+        future, self._catalogFuture = self._catalogFuture, None
+        try:
+            self._catalogRows, problem = future.result()
+        except Exception as exc:                                       # noqa: BLE001 (shown, not raised)
+            self._catalogRows, problem = (), str(exc)
+        combo = self.ui.catalogModelComboBox
+        wasBlocked = combo.blockSignals(True)
+        combo.clear()
+        for row in self._catalogRows:
+            combo.addItem(row.text, row.name)
+        chosen = next((i for i, r in enumerate(self._catalogRows)
+                       if self._parameterNode and r.name == self._parameterNode.catalogModel), 0)
+        combo.setCurrentIndex(chosen)
+        combo.blockSignals(wasBlocked)
+        self.onCatalogModelChanged(chosen, userChoice=False)
+        notes = [n for n in (problem, self._catalogNote) if n]
+        if notes:
+            self.ui.catalogInfoLabel.text = "\n".join(t for t in [self.ui.catalogInfoLabel.text, *notes] if t)
+        self._stopTimerIfIdle()
+
+    def onCatalogModelChanged(self, index, userChoice=True):
+        from MedSegCore.catalog import panel
+
+        row = self._catalogRows[index] if 0 <= index < len(self._catalogRows) else None
+        self.ui.catalogInfoLabel.text = panel.describe(row) if row else ""
+        self.ui.installModelButton.enabled = bool(row and row.installable and self._install is None)
+        if row and self._parameterNode and userChoice:
+            self._parameterNode.catalogModel = row.name
+            if row.installed:
+                self._parameterNode.modelSource = "catalogue"
+
+    def onInstallModel(self):
+        index = self.ui.catalogModelComboBox.currentIndex
+        if not 0 <= index < len(self._catalogRows):
+            return
+        with slicer.util.tryWithErrorDisplay(_("Model installation failed to start.")):
+            self._install = self.logic.startModelInstall(self._catalogRows[index].name)
+            self.ui.installModelButton.enabled, self.ui.cancelModelInstallButton.enabled = False, True
+            self.ui.modelInstallProgressBar.value = 0
+            self._timer.start()
+
+    def onCancelModelInstall(self):
+        if self._install is not None:
+            self._install.cancel()
+            self._install = None
+            self.ui.cancelModelInstallButton.enabled = False
+            self.refreshCatalog(_("Cancelled; nothing was installed (installing again resumes the download)."))
+
+    def _pollInstall(self):
+        run = self._install
+        if run is None:
+            return
+        run.poll()
+        self.ui.modelInstallProgressBar.value = int(100 * run.progress)
+        self.ui.catalogInfoLabel.text = run.text
+        if not run.finished:
+            return
+        self._install = None
+        self.ui.cancelModelInstallButton.enabled = False
+        if run.error:
+            slicer.util.errorDisplay(_("Model installation failed: {error}").format(error=run.error))
+        self.refreshCatalog(run.error or run.text)
+
     def onPoll(self):
+        self._pollCatalog()
+        self._pollInstall()
         self._pollTraining()
         run = self._run
         if run is None:
@@ -129,9 +224,8 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                     + (f", about {eta:.0f} s left" if eta is not None else ""))
         if not run.finished:
             return
-        if self._training is None:
-            self._timer.stop()
         self._run = None
+        self._stopTimerIfIdle()
         self.ui.applyButton.enabled, self.ui.cancelButton.enabled = True, False
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("Segmentation failed."), waitCursor=True):
@@ -144,7 +238,7 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._run is not None:
             self._run.cancel()
             self._run = None
-            self._timer.stop()
+            self._stopTimerIfIdle()
             self.ui.applyButton.enabled, self.ui.cancelButton.enabled = True, False
             self.ui.statusLabel.text = _("Cancelled; the scene was not changed.")
 
@@ -205,8 +299,7 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not run.finished:
             return
         self._training = None
-        if self._run is None:
-            self._timer.stop()
+        self._stopTimerIfIdle()
         self.ui.startTrainingButton.enabled, self.ui.stopTrainingButton.enabled = True, False
         with slicer.util.tryWithErrorDisplay(_("Training failed.")):
             output = self.logic.finishTraining(run, self._parameterNode)
