@@ -6,16 +6,13 @@ only what the Qt application would otherwise provide to a module file:
 
 * ``slicer.ScriptedLoadableModule``: the four base classes, with Slicer's behaviour for what runs
   headless (module registration in ``slicer.selfTests``, ``runTest`` finding ``<Module>Test``,
-  singleton parameter nodes in the scene, ``unittest.TestCase`` tests).  Widgets need Qt and
-  cannot be instantiated here.
+  singleton parameter nodes in the scene, ``unittest.TestCase`` tests); widgets are created by
+  Testing/gui's ModulePanel, as qSlicerScriptedLoadableModuleWidget does.
 * ``slicer.i18n`` (``tr``/``translate`` return the source text, as with no translation loaded).
-* ``slicer.parameterNodeWrapper``: the names module files import, so they import; the typed
-  parameter node itself is only used by widgets.
-* ``qt`` and ``ctk`` import stand-ins: any attribute is a class that can be subclassed or
-  called, enough for module files to be imported; nothing behaves like a real widget.
+* ``qt``, ``ctk``, the qMRML widgets, ``slicer.parameterNodeWrapper``, ``slicer.app`` and the
+  Segment Editor effect host: real Qt widgets with PythonQt's rules, from Testing/gui (see
+  Testing/gui/__init__.py for what each stands in for and where its behaviour comes from).
 * ``slicer.util.delayDisplay``: logs the message (Slicer also logs it, then shows a popup).
-* ``slicer.app``: records signal connections module constructors make (``startupCompleted()``
-  never fires headless, so effects are not registered) and reports testing mode.
 
 Nothing replaces MRML nodes, segmentation logic or ``slicer.util``.
 """
@@ -34,29 +31,6 @@ MODULE_DIRS = {"MedSegThreshold": os.path.join(ROOT, "MedSegThreshold"),
                "MedSegDNN": os.path.join(ROOT, "MedSegDNN")}
 
 
-class _Stand:
-    """Import stand-in for Qt/CTK names: subclassable, callable, any attribute."""
-
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def __call__(self, *args, **kwargs):
-        return _Stand()
-
-    def __getattr__(self, name):
-        return _Stand()
-
-    def __class_getitem__(cls, item):
-        return cls
-
-
-class _StandModule(types.ModuleType):
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return type(name, (_Stand,), {})
-
-
 # --- slicer.ScriptedLoadableModule -------------------------------------------------------------
 
 class ScriptedLoadableModule:
@@ -70,7 +44,6 @@ class ScriptedLoadableModule:
         parent.helpText = parent.acknowledgementText = ""
         if not hasattr(slicer, "selfTests"):
             slicer.selfTests = {}
-        slicer.app = HeadlessApplication()
         slicer.selfTests[self.moduleName] = self.runTest
 
     def resourcePath(self, filename):
@@ -90,10 +63,40 @@ class ScriptedLoadableModule:
 
 
 class ScriptedLoadableModuleWidget:
-    """Widgets need the Qt application; headless they cannot be created."""
+    """Slicer's base class (Base/Python/slicer/ScriptedLoadableModule.py) without the developer
+    section: ``parent`` is the module panel (Testing/gui/app.py ModulePanel), ``layout`` its layout."""
 
     def __init__(self, parent=None):
-        raise RuntimeError("module widgets need Slicer's Qt application; test the Logic instead")
+        import slicer
+        self.moduleName = self.__class__.__name__.removesuffix("Widget")
+        self.developerMode = False
+        if parent is None:
+            raise RuntimeError("create module widgets through Testing/gui (ModulePanel), as Slicer does")
+        self.parent = parent
+        self.layout = self.parent.layout()
+        slicer.app.moduleManager().connect("moduleAboutToBeUnloaded(QString)", self._onModuleAboutToBeUnloaded)
+
+    def resourcePath(self, filename):
+        import slicer
+        return os.path.join(os.path.dirname(slicer.util.modulePath(self.moduleName)), "Resources", filename)
+
+    def setup(self):
+        pass
+
+    def enter(self):
+        pass
+
+    def exit(self):
+        pass
+
+    def cleanup(self):
+        pass
+
+    def _onModuleAboutToBeUnloaded(self, moduleName):
+        import slicer
+        if moduleName == self.moduleName:
+            self.cleanup()
+            slicer.app.moduleManager().disconnect("moduleAboutToBeUnloaded(QString)", self._onModuleAboutToBeUnloaded)
 
 
 class ScriptedLoadableModuleLogic:
@@ -133,23 +136,6 @@ class ScriptedLoadableModuleTest(unittest.TestCase):
         logging.warning("No test is defined in " + self.__class__.__name__)
 
 
-class HeadlessApplication:
-    """The part of ``slicer.app`` that module constructors and self-tests touch."""
-
-    def __init__(self):
-        self.connections = []
-
-    def connect(self, signal, slot):
-        self.connections.append((signal, slot))
-        return True
-
-    def testingEnabled(self):
-        return True
-
-    def processEvents(self):
-        pass
-
-
 # --- installation ------------------------------------------------------------------------------
 
 def _module(name, **attrs):
@@ -182,11 +168,10 @@ def install():
             sys.modules[mod.__name__] = mod
             setattr(slicer, mod.__name__.split(".")[1], mod)
         slicer.selfTests = {}
-        slicer.app = HeadlessApplication()
         slicer.util.delayDisplay = lambda message, autoCloseMsec=1000, parent=None, **kw: logging.info(message)
-    for name in ("qt", "ctk"):
-        if name not in sys.modules:
-            sys.modules[name] = _StandModule(name)
+    if "qt" not in sys.modules:
+        from gui import app
+        app.install(slicer)
     for path in MODULE_DIRS.values():
         if path not in sys.path:
             sys.path.insert(0, path)

@@ -13,7 +13,10 @@ def test_medsegthreshold_selftest():
 def test_medsegthreshold_registers_effect_at_startup():
     slicer_harness.load_module("MedSegThreshold")
     import MedSegThreshold
-    assert ("startupCompleted()", MedSegThreshold.registerEffect) in slicer.app.connections
+    factory = slicer.qSlicerSegmentEditorEffectFactory.instance()
+    factory.effects[:] = []
+    slicer.app.startupCompleted.emit()      # the module connected registerEffect to it (real Qt signal)
+    assert [e.name for e in factory.effects] == ["MedSeg Threshold"]
     assert MedSegThreshold.EFFECT_SOURCE.endswith("SegmentEditorMedSegThresholdLib/SegmentEditorEffect.py")
 
 

@@ -362,7 +362,9 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):  # noqa: F405
             return self.classRanges
         color = (1.0, 1.0, 0.0)
         if self.previewedSegmentationDisplayNode and self.previewedSegmentID:
-            color = self.previewedSegmentationDisplayNode.GetSegmentColor(self.previewedSegmentID)
+            # a vtkVector3d in Slicer (vtkMRMLSegmentationDisplayNode.h): index it, it cannot be sliced
+            c = self.previewedSegmentationDisplayNode.GetSegmentColor(self.previewedSegmentID)
+            color = (c[0], c[1], c[2])
         lower, upper = self.scriptedEffect.doubleParameter("MinimumThreshold"), self.scriptedEffect.doubleParameter("MaximumThreshold")
         return [(lower, upper, color)] if lower <= upper else []
 

@@ -1,0 +1,69 @@
+"""GUI tier: module panels and the Segment Editor effect on real Qt widgets (see app.py).
+
+Every test here fails if any exception was raised inside a Qt slot or a VTK observer during it
+(PythonQt and VTK only print those; the user would see a panel that silently did nothing).
+"""
+import os
+import sys
+
+import pytest
+
+from gui import pythonqt as qt
+
+SCREENSHOTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "screenshots")
+
+
+def _excepthook(exc_type, exc, tb):
+    qt.record_error("a callback (sys.excepthook)", exc_type, exc, tb)
+
+
+@pytest.fixture(autouse=True)
+def no_slot_errors():
+    """Fail the test on any exception a slot or observer raised; yields the list for tests that
+    expect one (they remove what they expected)."""
+    del qt.SLOT_ERRORS[:]
+    previous, sys.excepthook = sys.excepthook, _excepthook
+    yield qt.SLOT_ERRORS
+    sys.excepthook = previous
+    errors, qt.SLOT_ERRORS[:] = list(qt.SLOT_ERRORS), []
+    assert not errors, "exceptions inside slots:\n" + "\n".join(text for _w, _e, text in errors)
+
+
+def process_events():
+    from PySide6 import QtWidgets
+    QtWidgets.QApplication.processEvents()
+
+
+def screenshot(widget, name):
+    """Write ``Testing/screenshots/<name>.png`` of a widget (shown offscreen) and return its path."""
+    os.makedirs(SCREENSHOTS, exist_ok=True)
+    widget.show()
+    process_events()
+    path = os.path.join(SCREENSHOTS, name + ".png")
+    assert widget.grab().save(path), path
+    return path
+
+
+@pytest.fixture
+def module_panel():
+    """Create a module panel as Slicer does (setup, enter); exit and unload it afterwards."""
+    import slicer_harness
+    from gui import app, mrml_widgets
+
+    panels = []
+
+    def make(name):
+        slicer_harness.load_module(name)
+        panel = app.ModulePanel(name)
+        panel.enter()
+        panels.append(panel)
+        return panel
+
+    yield make
+    for panel in panels:
+        if panel.isEntered:
+            panel.exit()
+        panel.unload()
+        panel.deleteLater()
+    mrml_widgets.detach_all()
+    process_events()
