@@ -99,14 +99,14 @@ class MedSegThresholdWidget(ScriptedLoadableModuleWidget, VTKObservationMixin): 
 
     def cleanup(self):
         self.removeObservers()
-        if self._parameterNode and self._parameterNodeGuiTag:
+        if self._parameterNode and self._parameterNodeGuiTag is not None:   # the first tag is 0
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
 
     def enter(self):
         self.initializeParameterNode()
 
     def exit(self):
-        if self._parameterNode and self._parameterNodeGuiTag:
+        if self._parameterNode and self._parameterNodeGuiTag is not None:   # the first tag is 0
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
 
@@ -123,7 +123,7 @@ class MedSegThresholdWidget(ScriptedLoadableModuleWidget, VTKObservationMixin): 
             self._parameterNode.inputVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
 
     def setParameterNode(self, inputParameterNode):
-        if self._parameterNode and self._parameterNodeGuiTag:
+        if self._parameterNode and self._parameterNodeGuiTag is not None:   # the first tag is 0
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
         self._parameterNode = inputParameterNode
         if self._parameterNode:

@@ -75,14 +75,14 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._timer is not None:
             self._timer.stop()
         self.removeObservers()
-        if self._parameterNode and self._parameterNodeGuiTag:
+        if self._parameterNode and self._parameterNodeGuiTag is not None:   # the first tag is 0
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
 
     def enter(self):
         self.initializeParameterNode()
 
     def exit(self):
-        if self._parameterNode and self._parameterNodeGuiTag:
+        if self._parameterNode and self._parameterNodeGuiTag is not None:   # the first tag is 0
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
 
@@ -100,7 +100,7 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._parameterNode.inputVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
 
     def setParameterNode(self, inputParameterNode):
-        if self._parameterNode and self._parameterNodeGuiTag:
+        if self._parameterNode and self._parameterNodeGuiTag is not None:   # the first tag is 0
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
         self._parameterNode = inputParameterNode
         if self._parameterNode:

@@ -24,6 +24,9 @@ def no_slot_errors():
     del qt.SLOT_ERRORS[:]
     previous, sys.excepthook = sys.excepthook, _excepthook
     yield qt.SLOT_ERRORS
+    import slicer
+    slicer.mrmlScene.Clear(False)   # File > Close Scene after the panels were left: nothing may still react
+    process_events()
     sys.excepthook = previous
     errors, qt.SLOT_ERRORS[:] = list(qt.SLOT_ERRORS), []
     assert not errors, "exceptions inside slots:\n" + "\n".join(text for _w, _e, text in errors)

@@ -98,3 +98,22 @@ def test_preview_ticks_in_three_views_with_selected_segment(editor):
     Image.fromarray(np.concatenate([images[n] for n in ("Red", "Yellow", "Green")], axis=1)).save(
         os.path.join(SCREENSHOTS, "effect_preview_views.png"))
     screenshot(host.effect.optionsFrame(), "effect_options")
+
+
+def test_developer_reload_after_the_effect_is_registered(module_panel):
+    """Slicer's setPythonSource imports the effect file under its folder's name and replaces that
+    sys.modules entry unless the package already has the class; Reload then re-runs
+    MedSegThreshold.py, which imports EFFECT_SOURCE and registerEffect from that package."""
+    import sys
+    panel = module_panel("MedSegThreshold")
+    factory = slicer.qSlicerSegmentEditorEffectFactory.instance()
+    factory.effects[:] = []
+    slicer.app.startupCompleted.emit()
+    assert [e.name for e in factory.effects] == [EFFECT]
+    package = sys.modules["SegmentEditorMedSegThresholdLib"]
+    assert hasattr(package, "EFFECT_SOURCE") and hasattr(package, "registerEffect")
+    reloaded = slicer.util.reloadScriptedModule("MedSegThreshold")       # Slicer's own Reload
+    assert reloaded.EFFECT_SOURCE == package.EFFECT_SOURCE
+    assert panel.widget() is slicer.modules.MedSegThresholdWidget and panel.widget().ui.applyButton.enabled
+    clone = factory.effects[0].self().clone()                             # the editor clones effects per view
+    assert clone.name == EFFECT and type(clone.self()).__name__ == "SegmentEditorEffect"
