@@ -32,6 +32,17 @@ METHODS = ["otsu", "huang", "isodata", "kittler_illingworth", "max_entropy", "mo
            "shanbhag", "triangle", "yen", "li"]
 
 
+# (widget, its label, the range sources it applies to); multi-Otsu classes partition the volume: no invert
+RANGE_SOURCE_CONTROLS = [
+    ("lowerSpinBox", "inputsCollapsibleButtonLabel2", ("range",)),
+    ("upperSpinBox", "inputsCollapsibleButtonLabel3", ("range",)),
+    ("presetComboBox", "inputsCollapsibleButtonLabel4", ("preset",)),
+    ("methodComboBox", "inputsCollapsibleButtonLabel5", ("method",)),
+    ("levelsSpinBox", "inputsCollapsibleButtonLabel6", ("levels",)),
+    ("invertCheckBox", "invertCheckBox", ("range", "preset", "method")),
+]
+
+
 class MedSegThreshold(ScriptedLoadableModule):  # noqa: F405
     """Module description and Segment Editor effect registration."""
 
@@ -95,7 +106,16 @@ class MedSegThresholdWidget(ScriptedLoadableModuleWidget, VTKObservationMixin): 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.rangeSourceComboBox.connect("currentIndexChanged(int)", self.updateRangeSourceControls)
         self.initializeParameterNode()
+        self.updateRangeSourceControls()
+
+    def updateRangeSourceControls(self):
+        """Show only the controls of the chosen range source (as Slicer's Threshold effect does)."""
+        source = self.ui.rangeSourceComboBox.currentText
+        for name, label, sources in RANGE_SOURCE_CONTROLS:
+            for widgetName in (name, label):
+                getattr(self.ui, widgetName).visible = source in sources
 
     def cleanup(self):
         self.removeObservers()
@@ -154,7 +174,8 @@ class MedSegThresholdLogic(ScriptedLoadableModuleLogic):  # noqa: F405
         return engine.ThresholdParameters(
             lower=p.lower if src == "range" else None, upper=p.upper if src == "range" else None,
             preset=p.preset if src == "preset" else None, method=p.method if src == "method" else None,
-            levels=p.levels if src == "levels" else None, invert=p.invert, name=p.segmentName or None,
+            levels=p.levels if src == "levels" else None, invert=p.invert and src != "levels",
+            name=p.segmentName or None,
             cleanup=engine.CleanupOptions(p.largestComponent, p.minSizeMm3, p.fillHoles, p.perSlice))
 
     def apply(self, volumeNode, params: engine.ThresholdParameters, segmentationNode=None,
