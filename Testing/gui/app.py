@@ -160,6 +160,10 @@ def install(slicer):
     see.AbstractScriptedSegmentEditorEffect = AbstractScriptedSegmentEditorEffect
     see.__all__ = ["AbstractScriptedSegmentEditorEffect"]
     sys.modules[see.__name__] = see
+    if not hasattr(slicer.modules, "plots"):   # the Plots module logic (real), as Slicer loads it
+        from MedSegCore.mrml.scene import _LoadedModule, _new_logic
+        plots = _new_logic(slicer, slicer.vtkSlicerPlotsLogic, slicer.applicationLogic, slicer.mrmlScene)
+        slicer.modules.plots = _LoadedModule("Plots", plots)
     slicer.app = qSlicerApplication()
     logging.getLogger().setLevel(logging.INFO)
     return app

@@ -16,6 +16,8 @@ Q_INVOKABLEs as PythonQt wraps them), with the behaviour of the .cxx where a tes
 """
 import weakref
 
+import vtk
+
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from . import pythonqt as qt
@@ -272,7 +274,7 @@ class qMRMLTableView(_SceneObserver, qt.PythonQtObject, QtWidgets.QTableView):
         self._detach()
         self._table = node
         if node is not None:
-            self._observe(node, node.ModifiedEvent, self._onTableModified)
+            self._observe(node, vtk.vtkCommand.ModifiedEvent, self._onTableModified)
         self._fill()
 
     def _onTableModified(self, caller, event):
@@ -289,7 +291,7 @@ class qMRMLTableView(_SceneObserver, qt.PythonQtObject, QtWidgets.QTableView):
             return
         model.setHorizontalHeaderLabels([table.GetColumnName(c) for c in range(table.GetNumberOfColumns())])
         for r in range(table.GetNumberOfRows()):
-            model.appendRow([QtGui.QStandardItem(str(table.GetValue(r, c))) for c in range(table.GetNumberOfColumns())])
+            model.appendRow([QtGui.QStandardItem(table.GetValue(r, c).ToString()) for c in range(table.GetNumberOfColumns())])
 
 
 for _cls in (qMRMLWidget, qMRMLNodeComboBox, qMRMLCheckableNodeComboBox, qMRMLTableView):
