@@ -27,6 +27,7 @@ from MedSegCore.threshold import presets, engine  # noqa: E402
 from MedSegCore.mrml import segment_ops
 from MedSegCore.errors import MedSegError  # noqa: E402
 from SegmentEditorMedSegThresholdLib import EFFECT_SOURCE, registerEffect  # noqa: E402,F401
+from SegmentEditorMedSegThresholdLib.HistogramView import HistogramView  # noqa: E402
 
 METHODS = ["otsu", "huang", "isodata", "kittler_illingworth", "max_entropy", "moments", "renyi",
            "shanbhag", "triangle", "yen", "li"]
@@ -107,8 +108,22 @@ class MedSegThresholdWidget(ScriptedLoadableModuleWidget, VTKObservationMixin): 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.ui.rangeSourceComboBox.connect("currentIndexChanged(int)", self.updateRangeSourceControls)
+        self.histogramView = HistogramView()   # under Lower/Upper: the input volume's histogram
+        self.ui.inputsCollapsibleButton.layout().insertRow(4, self.histogramView.widget)
+        self.ui.inputVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onInputVolumeChanged)
+        for spinBox in (self.ui.lowerSpinBox, self.ui.upperSpinBox):
+            spinBox.connect("valueChanged(double)", self.updateHistogramRange)
         self.initializeParameterNode()
         self.updateRangeSourceControls()
+        self.onInputVolumeChanged(self.ui.inputVolumeSelector.currentNode())
+
+    def onInputVolumeChanged(self, volumeNode):
+        from MedSegCore.mrml import nodes
+        self.histogramView.setVolumeArray(nodes.volume_array(volumeNode)[0] if volumeNode else None)
+        self.updateHistogramRange()
+
+    def updateHistogramRange(self):
+        self.histogramView.setRange(self.ui.lowerSpinBox.value, self.ui.upperSpinBox.value)
 
     def updateRangeSourceControls(self):
         """Show only the controls of the chosen range source (as Slicer's Threshold effect does)."""
@@ -116,6 +131,7 @@ class MedSegThresholdWidget(ScriptedLoadableModuleWidget, VTKObservationMixin): 
         for name, label, sources in RANGE_SOURCE_CONTROLS:
             for widgetName in (name, label):
                 getattr(self.ui, widgetName).visible = source in sources
+        self.histogramView.widget.visible = source == "range"
 
     def cleanup(self):
         self.removeObservers()

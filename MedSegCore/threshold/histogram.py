@@ -114,3 +114,17 @@ def histogram(array, bins=(128, 256), mask=None, _sample=False) -> Histogram:
     return Histogram(dt, lo, hi, binned=binned, sample=_sample)
 
 
+
+
+def display_bins(array, nbins: int = 128, mask=None):
+    """(heights in 0..1, bin edges) of ``nbins`` equal bins from the minimum to the maximum, for
+    drawing the volume's histogram under a threshold range (as Slicer's Threshold effect does)."""
+    h = histogram(array, bins=(nbins,), mask=mask)
+    counts, mins, _mids, upper = h.bins(nbins)
+    return counts / max(int(counts.max()), 1), np.append(mins, upper)
+
+
+def bins_in_range(edges, lower: float, upper: float):
+    """Boolean per bin: the bin overlaps ``lower .. upper``."""
+    edges = np.asarray(edges, float)
+    return (edges[1:] >= lower) & (edges[:-1] <= upper)

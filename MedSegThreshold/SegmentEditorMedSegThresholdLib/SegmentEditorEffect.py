@@ -30,6 +30,7 @@ for _dir in (os.path.dirname(os.path.dirname(_HERE)), os.path.dirname(_HERE)):
 from MedSegCore.threshold import autothreshold, engine, presets  # noqa: E402
 from MedSegCore.mrml import editor_apply, nodes, reslice  # noqa: E402
 from MedSegCore.errors import MedSegError  # noqa: E402
+from SegmentEditorMedSegThresholdLib.HistogramView import HistogramView  # noqa: E402
 
 EFFECT_NAME = "MedSeg Threshold"
 MULTI_OTSU = "multi_otsu"
@@ -92,6 +93,8 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):  # noqa: F405
         self.thresholdSlider.singleStep = 0.01
         self.thresholdSlider.setToolTip(_("Voxels from the lower to the upper value (inclusive) are segmented."))
         self.scriptedEffect.addLabeledOptionsWidget(_("Range:"), self.thresholdSlider)
+        self.histogramView = HistogramView()
+        self.scriptedEffect.addOptionsWidget(self.histogramView.widget)
 
         self.presetComboBox = qt.QComboBox()
         self.presetComboBox.addItem(_("(choose a preset)"), "")
@@ -185,6 +188,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):  # noqa: F405
             self.scriptedEffect.setParameter("MinimumThreshold", lo + (hi - lo) * 0.25)
             self.scriptedEffect.setParameter("MaximumThreshold", hi)
         self.classRanges = []
+        self.histogramView.setVolumeArray(editor_apply.image_array(image))
 
     def layoutChanged(self):
         self.updatePreviewDisplayPipelines()
@@ -213,6 +217,8 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):  # noqa: F405
             self.sliceViewComboBox.addItems(names)
         self.sliceViewComboBox.setCurrentIndex(max(0, self.sliceViewComboBox.findText(e.parameter("SliceView"))))
         self.sliceViewComboBox.enabled = e.parameter("Scope") == "slice"
+        ranges = self.previewRanges()   # multi-Otsu classes: no single range to highlight
+        self.histogramView.setRange(*(ranges[0] if len(ranges) == 1 else (1, 0)))
         for w, b in zip(widgets, blocked):
             w.blockSignals(b)
 

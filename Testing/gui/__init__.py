@@ -43,5 +43,6 @@ attributes; slice views render offscreen (no interaction, no slice controller, n
 qMRMLNodeComboBox does not follow node renames, has no add/remove/edit menu; modal dialogs are
 not shown (testing mode, as in Slicer's own tests) and a dialog the effect would open fails the
 test; the parameter-node wrapper supports bool/int/float/str/node parameters and the six widget
-types the .ui files use; the Threshold effect's histogram view is not emulated.
+types the .ui files use; CTK's transfer-function views (Slicer's Threshold effect histogram) are
+not emulated: MedSeg draws its histogram into a QLabel.
 """

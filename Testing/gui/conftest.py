@@ -70,3 +70,20 @@ def module_panel():
         panel.deleteLater()
     mrml_widgets.detach_all()
     process_events()
+
+
+def check_histogram(view, array, lower, upper, color):
+    """The view's bars are the volume's counts (numpy on the same bin edges) and the bars inside
+    ``lower .. upper`` are drawn in ``color``, the others grey."""
+    import numpy as np
+    counts = np.histogram(array, bins=view.edges)[0]
+    assert np.allclose(view.heights, counts / counts.max())
+    image = view.widget.pixmap.toImage()
+    w, h = image.width(), image.height()
+    step = w / len(view.heights)
+    inside = (view.edges[1:] >= lower) & (view.edges[:-1] <= upper)
+    assert inside.any() and (~inside).any()
+    for i in np.flatnonzero(view.heights > 0.05):
+        pixel = image.pixelColor(int(i * step), h - 1)
+        rgb = (pixel.red(), pixel.green(), pixel.blue())
+        assert rgb == (tuple(int(255 * c) for c in color) if inside[i] else (150, 150, 150)), i

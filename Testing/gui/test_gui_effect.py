@@ -9,7 +9,7 @@ import pytest
 
 import slicer
 from gui import effect_host
-from gui.conftest import process_events, screenshot
+from gui.conftest import check_histogram, process_events, screenshot
 from MedSegCore.image.geometry import Geometry
 from MedSegCore.mrml import nodes
 
@@ -76,6 +76,8 @@ def test_preview_ticks_in_three_views_with_selected_segment(editor):
     effect.thresholdSlider.setMaximumValue(float(array.max()))
     assert host.effect.doubleParameter("MinimumThreshold") == 1350
     _tick(effect, 3)
+    host.effect.updateGUIFromMRML()
+    check_histogram(effect.histogramView, array, 1350, float(array.max()), (0.2, 0.9, 0.3))
     layout = slicer.app.layoutManager()
     assert {w.mrmlSliceNode().GetName() for w in effect.previewPipelines} == {"Red", "Yellow", "Green"}
     for sliceWidget, pipeline in effect.previewPipelines.items():
