@@ -96,10 +96,10 @@ def test_every_ui_name_used_exists_with_fitting_class(module):
     assert not missing, f"{module}.py uses widgets missing from {module}.ui: {missing}"
     for name in used:
         cls = widgets[name][0]
-        for suffix, classes in SUFFIX_CLASSES.items():
-            if name.endswith(suffix):
-                assert cls in classes, f"{module}.ui: {name} is a {cls}, expected one of {sorted(classes)}"
-                break
+        suffixes = [s for s in SUFFIX_CLASSES if name.endswith(s)]
+        if suffixes:   # the longest suffix decides (CollapsibleButton, not Button)
+            classes = SUFFIX_CLASSES[max(suffixes, key=len)]
+            assert cls in classes, f"{module}.ui: {name} is a {cls}, expected one of {sorted(classes)}"
 
 
 @pytest.mark.parametrize("module", MODULES)

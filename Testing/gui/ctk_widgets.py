@@ -40,7 +40,7 @@ class ctkCollapsibleButton(qt.PythonQtObject, QtWidgets.QAbstractButton):
         for child in self.findChildren(QtWidgets.QWidget, options=QtCore.Qt.FindChildOption.FindDirectChildrenOnly):
             child.setVisible(not collapsed)
         self.updateGeometry()
-        object.__getattribute__(self, "contentsCollapsed").emit(self._collapsed)
+        self.contentsCollapsed.emit(self._collapsed)
 
     collapsed = Property(bool, _getCollapsed, setCollapsed, notify=contentsCollapsed)
 

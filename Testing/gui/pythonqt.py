@@ -109,7 +109,7 @@ class _BoundSignal:
 
     def emit(self, *args):
         name = self._signature.split("(")[0]
-        return object.__getattribute__(self._obj, name).emit(*args)
+        return super(PythonQtObject, self._obj).__getattribute__(name).emit(*args)
 
 
 class PythonQtObject:
