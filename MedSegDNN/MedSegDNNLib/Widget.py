@@ -63,7 +63,14 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.cancelButton.enabled = False
         self.ui.stopTrainingButton.enabled = False
         self.ui.dependencyLabel.text = dependencies.status(check_cuda=False).message()
+        self.ui.modelSourceComboBox.connect("currentIndexChanged(int)", self.updateModelControls)
         self.initializeParameterNode()
+        self.updateModelControls()
+
+    def updateModelControls(self):
+        """The model path applies only to a model from a file or folder."""
+        own = self.ui.modelSourceComboBox.currentText == "file or folder"
+        self.ui.modelPathLineEdit.visible = self.ui.inputsCollapsibleButtonLabel2.visible = own
 
     def cleanup(self):
         if self._run is not None:

@@ -257,7 +257,20 @@ def _ui_signature(element):
     return f"{tag}>{normalized_signature(signature)}"
 
 
-_CLASSES["QUiLoader"] = QUiLoader
+class QFileDialog(PythonQtObject, QtWidgets.QFileDialog):
+    """PythonQt returns the file name of getSaveFileName / getOpenFileName (PySide: a tuple)."""
+
+    @staticmethod
+    def getSaveFileName(*args):
+        return QtWidgets.QFileDialog.getSaveFileName(*args)[0]
+
+    @staticmethod
+    def getOpenFileName(*args):
+        return QtWidgets.QFileDialog.getOpenFileName(*args)[0]
+
+
+_WRAPPER_CLASSES.add(QFileDialog)
+_CLASSES["QUiLoader"], _CLASSES["QFileDialog"] = QUiLoader, QFileDialog
 Qt = QtCore.Qt
 QT_VERSION_STR = QtCore.qVersion()
 

@@ -46,6 +46,11 @@ def test_apply_cancel_undo(module_panel):
     p = widget._parameterNode
     assert ui.inputVolumeSelector.currentNode() is volume and p.modelSource == "default"
     assert not ui.cancelButton.enabled
+    panel.show()
+    assert not ui.modelPathLineEdit.isVisibleTo(panel)            # only for a model from a file
+    ui.modelSourceComboBox.currentIndex = 1
+    assert ui.modelPathLineEdit.isVisibleTo(panel) and p.modelSource == "file or folder"
+    ui.modelSourceComboBox.currentIndex = 0
     ui.swBatchSpinBox.value = 2
     ui.overlapSpinBox.value = 0.25
     assert (p.swBatch, p.overlap) == (2, 0.25)
@@ -74,6 +79,13 @@ def test_apply_cancel_undo(module_panel):
     assert slicer.mrmlScene.GetNodeByID(seg.GetID()) is None
     assert "undone" in ui.statusLabel.text
 
+    # File > Close Scene during a run cancels it
+    _click(ui.applyButton)
+    assert widget._run is not None
+    slicer.mrmlScene.Clear(False)
+    process_events()
+    assert widget._run is None and ui.applyButton.enabled and "Cancelled" in ui.statusLabel.text
+
 
 def test_evaluate_and_export(module_panel, tmp_path, monkeypatch):
     import qt
@@ -100,7 +112,8 @@ def test_evaluate_and_export(module_panel, tmp_path, monkeypatch):
     row = {h: model.item(0, c).text() for c, h in enumerate(headers)}
     assert abs(float(row[next(h for h in headers if h.lower().startswith("dice"))]) - dice) < 1e-5
     path = str(tmp_path / "metrics.csv")
-    monkeypatch.setattr(qt.QFileDialog, "getSaveFileName", staticmethod(lambda *args: path))   # the user's choice
+    # the user's choice in the modal dialog (PythonQt returns the path itself)
+    monkeypatch.setattr(qt.QFileDialog, "getSaveFileName", staticmethod(lambda *args: path))
     _click(ui.exportCsvButton)
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
