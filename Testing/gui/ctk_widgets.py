@@ -73,9 +73,15 @@ class ctkCollapsibleGroupBox(qt.PythonQtObject, QtWidgets.QGroupBox):
         self.setChecked(True)
         QtCore.QObject.connect(self, QtCore.SIGNAL("toggled(bool)"), self._expand)
 
+    def childEvent(self, event):   # ctkCollapsibleGroupBox::childEvent: children added later follow the state
+        QtWidgets.QGroupBox.childEvent(self, event)
+        if event.added() and isinstance(event.child(), QtWidgets.QWidget) and not self.isChecked():
+            event.child().setVisible(False)
+
     def _expand(self, expand):
         for child in self.findChildren(QtWidgets.QWidget, options=QtCore.Qt.FindChildOption.FindDirectChildrenOnly):
             child.setVisible(expand)
+        self.setMaximumHeight(16777215 if expand else 22)   # CTK: collapsedHeight, then only the title shows
 
     def _getCollapsed(self):
         return not self.isChecked()

@@ -91,14 +91,19 @@ def test_preview_ticks_in_three_views_with_selected_segment(editor):
         color = np.round(255 * np.array([0.2, 0.9, 0.3])).astype(int)   # the segment's colour
         assert np.array_equal(rgba[expected][0, :3], color)
         assert (rgba[~expected][:, 3] == 0).all()
-    images = layout.renderAll()
-    from PIL import Image
+    _save_views("effect_preview_views")
+    screenshot(host.effect.optionsFrame(), "effect_options")
+
+
+def _save_views(name):
+    """Testing/screenshots/<name>.png: the Red, Yellow and Green views side by side."""
     import os
+    from PIL import Image
     from gui.conftest import SCREENSHOTS
+    images = slicer.app.layoutManager().renderAll()
     os.makedirs(SCREENSHOTS, exist_ok=True)
     Image.fromarray(np.concatenate([images[n] for n in ("Red", "Yellow", "Green")], axis=1)).save(
-        os.path.join(SCREENSHOTS, "effect_preview_views.png"))
-    screenshot(host.effect.optionsFrame(), "effect_options")
+        os.path.join(SCREENSHOTS, name + ".png"))
 
 
 def test_developer_reload_after_the_effect_is_registered(module_panel):
@@ -184,6 +189,7 @@ def test_multi_otsu_preview_apply_undo(editor):
             if expected.any():
                 got = np.unique(rgba[expected][:, :3], axis=0)
                 assert got.shape[0] == 1 and np.array_equal(got[0], np.round(255 * np.asarray(color[:3])))
+    _save_views("effect_preview_multi_otsu")
     _click(effect.applyButton)
     names = nodes.segment_names(segmentation)
     assert len(names) == 4                                   # "Bright" (untouched) + 3 classes
