@@ -25,7 +25,7 @@ SUFFIX_CLASSES = {
     "Label": {"QLabel"},
     "LineEdit": {"QLineEdit"},
     "ProgressBar": {"QProgressBar"},
-    "PathLineEdit": {"ctkPathLineEdit"},
+    "PathLineEdit": {"ctkPathLineEdit", "QLineEdit"},
     "TableView": {"qMRMLTableView", "QTableWidget", "QTableView"},
     "CollapsibleButton": {"ctkCollapsibleButton"},
     "Slider": {"ctkSliderWidget", "QSlider"},
