@@ -95,6 +95,7 @@ class MedSegThresholdWidget(ScriptedLoadableModuleWidget, VTKObservationMixin): 
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
+        self._histogramVolume = None
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)  # noqa: F405
@@ -118,8 +119,22 @@ class MedSegThresholdWidget(ScriptedLoadableModuleWidget, VTKObservationMixin): 
         self.onInputVolumeChanged(self.ui.inputVolumeSelector.currentNode())
 
     def onInputVolumeChanged(self, volumeNode):
+        """New input: its histogram, now and whenever its voxels change (a volume still loading
+        has no image data yet; selectors pick a new volume as soon as it is added)."""
+        if self._histogramVolume is not None:
+            self.removeObserver(self._histogramVolume, slicer.vtkMRMLVolumeNode.ImageDataModifiedEvent,
+                                self.onInputVolumeModified)
+        self._histogramVolume = volumeNode
+        if volumeNode is not None:
+            self.addObserver(volumeNode, slicer.vtkMRMLVolumeNode.ImageDataModifiedEvent, self.onInputVolumeModified)
+        self.onInputVolumeModified()
+
+    def onInputVolumeModified(self, caller=None, event=None):
         from MedSegCore.mrml import nodes
-        self.histogramView.setVolumeArray(nodes.volume_array(volumeNode)[0] if volumeNode else None)
+        volumeNode = self._histogramVolume
+        image = volumeNode.GetImageData() if volumeNode is not None else None
+        ready = image is not None and image.GetPointData().GetScalars() is not None
+        self.histogramView.setVolumeArray(nodes.volume_array(volumeNode)[0] if ready else None)
         self.updateHistogramRange()
 
     def updateHistogramRange(self):
