@@ -9,6 +9,10 @@ class InputError(MedSegError):
     """An input file or volume cannot be used (missing, unreadable, wrong kind of data)."""
 
 
+class OutputError(MedSegError):
+    """An output cannot be written (disk full, read-only folder, it would overwrite an input)."""
+
+
 class ParameterError(MedSegError):
     """A parameter value is invalid (lower > upper, unknown method, ...)."""
 

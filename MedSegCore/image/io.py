@@ -2,18 +2,20 @@
 
 Supported inputs: NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr), MetaImage (.mha, .mhd) and DICOM
 series folders.  Errors are :class:`InputError` with one line naming the file and the problem.
-Writes are atomic: a file appears complete under its final name, or not at all.
+Every file is checked in Python before a C++ reader sees it (:mod:`.validate`, :mod:`.nrrd_header`).
+Writes are atomic and verified (:mod:`.atomic`): a file appears complete under its final name, or not at all.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import tempfile
+import sys
 
 import numpy as np
 
 from ..errors import InputError
+from . import validate
+from .atomic import atomic_path, captured_stderr  # noqa: F401 - atomic_path is part of this module's API
 from .geometry import Geometry, from_sitk, to_sitk
 
 log = logging.getLogger("medseg")
@@ -60,57 +62,11 @@ def choose_dicom_series(folder: str, series_uid: str | None = None):
     return series[uid]
 
 
-def _check_gzip_complete(path: str) -> None:
-    """ITK reads a truncated .gz NIfTI silently (missing voxels become 0): check the stream ends
-    properly and its CRC matches before trusting it."""
-    import gzip
-    import zlib
-
-    try:
-        with gzip.open(path, "rb") as f:
-            while f.read(1 << 22):
-                pass
-    except (EOFError, OSError, zlib.error) as exc:
-        raise InputError(f"{path}: compressed file is truncated or corrupt ({exc})") from None
-
-
-_NIFTI_FLOATS = {16: "f4", 64: "f8"}
-
-
-def _nifti_nonfinite(path: str) -> int:
-    """Count NaN/inf voxels of a float NIfTI file from its raw data: ITK's NIfTI reader silently
-    turns NaN into 0, so the check after reading cannot see them."""
-    import gzip
-    import struct
-
-    opener = gzip.open if path.lower().endswith(".gz") else open
-    with opener(path, "rb") as f:
-        head = f.read(540)
-        for endian in "<>":
-            size = struct.unpack(endian + "i", head[:4])[0]
-            if size in (348, 540):
-                break
-        else:
-            return 0
-        if size == 348:
-            datatype = struct.unpack(endian + "h", head[70:72])[0]
-            offset = int(struct.unpack(endian + "f", head[108:112])[0])
-        else:
-            datatype = struct.unpack(endian + "h", head[12:14])[0]
-            offset = int(struct.unpack(endian + "q", head[168:176])[0])
-        if datatype not in _NIFTI_FLOATS:
-            return 0
-        dtype = np.dtype(endian + _NIFTI_FLOATS[datatype])
-        f.seek(max(offset, size))
-        bad, rest = 0, b""
-        while True:
-            chunk = f.read(1 << 24)
-            if not chunk:
-                return bad
-            chunk = rest + chunk
-            usable = len(chunk) - len(chunk) % dtype.itemsize
-            bad += int(np.count_nonzero(~np.isfinite(np.frombuffer(chunk[:usable], dtype))))
-            rest = chunk[usable:]
+def _itk_reason(exc: RuntimeError) -> str:
+    detail = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    reason = next((ln for ln in reversed(detail) if "rror" in ln or "annot" in ln or "nable" in ln),
+                  detail[-1] if detail else "")
+    return reason[:300]
 
 
 def _read_sitk(path: str, series_uid: str | None = None):
@@ -118,25 +74,31 @@ def _read_sitk(path: str, series_uid: str | None = None):
 
     if not os.path.exists(path):
         raise InputError(f"{path}: no such file or folder")
-    try:
-        if os.path.isdir(path):
-            files = choose_dicom_series(path, series_uid)
-            reader = sitk.ImageSeriesReader()
-            reader.SetFileNames(files)
-            return reader.Execute()
-        if os.path.getsize(path) == 0:
-            raise InputError(f"{path}: file is empty")
-        if path.lower().endswith(".gz"):
-            _check_gzip_complete(path)
-        if extension(path) in (".nii", ".nii.gz"):
-            bad = _nifti_nonfinite(path)
-            if bad:
-                raise InputError(f"{path}: image has {bad} NaN or infinite voxel(s)")
-        return sitk.ReadImage(path)
-    except RuntimeError as exc:
-        detail = str(exc).strip().splitlines()
-        reason = next((ln for ln in detail if "rror" in ln or "annot" in ln), detail[-1] if detail else "")
-        raise InputError(f"{path}: cannot read image (unreadable, truncated or unsupported): {reason.strip()[:200]}") from None
+    is_file = not os.path.isdir(path)
+    if is_file:
+        validate.check_image_file(path)        # truncation, lies, NaN: before ITK reads it
+    with captured_stderr() as noise:          # ITK/niftilib/GDCM print to the C stderr; say it once
+        try:
+            if not is_file:
+                files = choose_dicom_series(path, series_uid)
+                reader = sitk.ImageSeriesReader()
+                reader.SetFileNames(files)
+                image = reader.Execute()
+            else:
+                image = sitk.ReadImage(path)
+            failure = None
+        except RuntimeError as exc:
+            failure = exc
+    if failure is None:
+        if noise and noise[0].strip():
+            sys.stderr.write(noise[0])        # warnings of a read that worked are the user's to see
+        return image
+    reason = _itk_reason(failure)
+    if "orthonormal" in reason:
+        raise InputError(validate.describe_direction_error(path)) from None
+    if is_file and validate.kind(path) == "nifti" and validate.nifti_header(path).get("version") == 2:
+        raise InputError(f"{path}: NIfTI-2 files cannot be read by ITK (and Slicer); save the image as NIfTI-1") from None
+    raise InputError(f"{path}: cannot read image (unreadable, truncated or unsupported): {reason}") from None
 
 
 def validate_image(array: np.ndarray, source: str) -> None:
@@ -166,6 +128,9 @@ def sitk_to_volume(image, source: str = "image"):
         raise InputError(f"{source}: image is {dim}D (size {image.GetSize()}); a 3D volume is needed")
     if 0 in image.GetSize():
         raise InputError(f"{source}: image is empty (size {image.GetSize()})")
+    problem = validate.direction_problem(image.GetDirection())
+    if problem:
+        raise InputError(f"{source}: {problem}")
     array = sitk.GetArrayFromImage(image)
     validate_image(array, source)
     return array, from_sitk(image)
@@ -177,27 +142,6 @@ def read_volume(path: str, series_uid: str | None = None):
     return sitk_to_volume(_read_sitk(path, series_uid), path)
 
 
-@contextlib.contextmanager
-def atomic_path(path: str):
-    """Yield a temporary path beside ``path`` with the same extension; move it into place on
-    success, delete it on failure, so no half-written file is ever left under ``path``."""
-    path = str(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise InputError(f"{path}: output folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".medseg-", suffix=extension(path) or ".tmp", dir=folder)
-    os.close(fd)
-    try:
-        yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)          # mkstemp makes 0600; give the file normal permissions
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def write_volume(array: np.ndarray, geometry: Geometry, path: str, compress: bool = True) -> None:
     """Write a KJI array on ``geometry`` as NIfTI/NRRD/MHA (chosen by extension), atomically."""
     import SimpleITK as sitk
@@ -205,5 +149,5 @@ def write_volume(array: np.ndarray, geometry: Geometry, path: str, compress: boo
     if extension(path) not in VOLUME_EXTENSIONS:
         raise InputError(f"{path}: unsupported output extension; use one of {', '.join(VOLUME_EXTENSIONS)}")
     image = to_sitk(array, geometry)
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, captured_stderr():     # "wrote only N of M bytes" is verified, not printed
         sitk.WriteImage(image, tmp, compress)

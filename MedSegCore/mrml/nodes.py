@@ -322,25 +322,30 @@ def save_segmentation(segmentation_node, path: str) -> None:
     slicer = _slicer()
     if io.extension(path) != ".seg.nrrd":
         raise InputError(f"{path}: segmentation files must end in .seg.nrrd")
-    with io.atomic_path(path) as tmp:
+    with io.atomic_path(path) as tmp, io.captured_stderr():      # verified before the rename
         storage = slicer.vtkMRMLSegmentationStorageNode()
         storage.SetFileName(tmp)
         storage.SetUseCompression(True)
         if not storage.WriteData(segmentation_node):
-            raise InputError(f"{path}: writing the segmentation failed")
+            raise RuntimeError("Slicer's segmentation writer failed")     # atomic_path: disk full or this
 
 
 def load_segmentation(path: str, name: str | None = None):
     """Read a ``.seg.nrrd`` (or labelmap file) into a new segmentation node with Slicer's storage node."""
     import os
 
+    from ..image import validate
+
     slicer = _slicer()
     if not os.path.isfile(path):
         raise InputError(f"{path}: no such file")
+    validate.check_image_file(path)     # teem aborts the process on a truncated or lying file: check first
     node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", name or os.path.basename(path).split(".")[0])
     storage = slicer.vtkMRMLSegmentationStorageNode()
     storage.SetFileName(str(path))
-    if not storage.ReadData(node) or node.GetSegmentation().GetNumberOfSegments() == 0:
+    with io.captured_stderr():
+        ok = storage.ReadData(node)
+    if not ok or node.GetSegmentation().GetNumberOfSegments() == 0:
         slicer.mrmlScene.RemoveNode(node)
         raise InputError(f"{path}: not a readable segmentation file (or it has no segments)")
     node.CreateDefaultDisplayNodes()
