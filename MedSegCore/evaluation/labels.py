@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..image import io, resample
+from ..image import io, resample, validate
 from . import metrics
 from ..errors import InputError
 from ..image.geometry import Geometry
@@ -52,14 +52,9 @@ class Labels:
 
 
 def labels_from_array(path: str, array: np.ndarray, geometry: Geometry) -> Labels:
-    """Labels of a label-map file already read as (array, geometry): integer values >= 0 required."""
-    if np.issubdtype(array.dtype, np.floating):
-        if not np.array_equal(array, np.round(array)):
-            raise InputError(f"{path}: holds non-integer values; a label map or binary mask is expected")
-        array = array.astype(np.int32)
-    if array.min() < 0:
-        raise InputError(f"{path}: holds negative values ({array.min()}); a label map is expected")
-    return Labels(path, geometry, labelmap=array)
+    """Labels of a label-map file already read as (array, geometry): integer values >= 0 in regions,
+    not a greyscale image (:func:`MedSegCore.image.validate.check_labelmap`)."""
+    return Labels(path, geometry, labelmap=validate.check_labelmap(array, path))
 
 
 def default_match(pred: Labels, ref: Labels, mapping=None):

@@ -96,13 +96,13 @@ def _open_maybe_gz(path: str):
 def _data_file(path: str) -> str:
     """The .img (or .img.gz) beside a .hdr, or the file itself."""
     low = path.lower()
-    for hdr, img in ((".hdr.gz", ".img.gz"), (".hdr", ".img")):
+    for hdr in (".hdr.gz", ".hdr"):
         if low.endswith(hdr):
             base = path[:-len(hdr)]
-            for ext in (img, img.upper()):
+            for ext in (".img", ".IMG", ".img.gz", ".IMG.GZ"):
                 if os.path.exists(base + ext):
                     return base + ext
-            return base + img
+            return base + ".img"
     return path
 
 
@@ -179,11 +179,12 @@ def check_nifti(path: str, finite: bool = True) -> None:
         raise InputError(f"{path}: the image's data file {data_file} is missing")
     compressed = data_file.lower().endswith(".gz")
     seen, bad, complete = _scan(data_file, header["offset"], compressed, dtype if finite else None, need)
+    named = path if data_file == path else f"{path}: its data file {data_file}"
     if compressed and not complete:
-        raise InputError(f"{data_file}: compressed file is truncated (the gzip stream stops early)")
+        raise InputError(f"{named}: compressed file is truncated (the gzip stream stops early)")
     if seen < need:
         where = "decompressed data" if compressed else "data"
-        raise InputError(f"{data_file}: file is truncated: its {where} holds {seen} of the {need} bytes "
+        raise InputError(f"{named}: file is truncated: its {where} holds {seen} of the {need} bytes "
                          f"the header promises ({'x'.join(map(str, shape))} {dtype.name})")
     if bad:
         raise InputError(f"{path}: image has {bad} NaN or infinite voxel(s)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import __version__, terminology
-from ..image import dicom_seg, io, resample
+from ..image import dicom_seg, io, resample, validate
 from . import nodes
 from ..threshold import engine
 from ..errors import InputError, ParameterError
@@ -56,7 +56,11 @@ def mask_from_file(path: str, geometry, segment_name: str | None = None) -> np.n
             slicer.mrmlScene.RemoveNode(node)
         mask = np.logical_or.reduce(masks)
     else:
+        if segment_name:
+            raise ParameterError(f"--mask-segment {segment_name!r}: the mask {path} is a label map, which has no "
+                                 "named segments (use a .seg.nrrd mask, or leave --mask-segment out)")
         array, mask_geometry = io.read_volume(path)
+        validate.check_labelmap(array, path)
         if not resample.overlaps(mask_geometry, geometry):
             raise InputError(f"{path}: mask does not overlap the volume")
         mask = resample.resample(array != 0, mask_geometry, geometry, "nearest").astype(bool)
