@@ -12,6 +12,7 @@ import logging
 import sys
 
 from ..errors import MedSegError
+from ..image.atomic import Terminated, install_signal_cleanup
 
 SUBCOMMANDS = ["info", "threshold", "evaluate", "predict", "train", "demo", "models"]
 
@@ -28,8 +29,23 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line (the full usage is one ``--help`` away); subcommands inherit it."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _one_line(text: str) -> str:
+    """A multi-line message (e.g. a model card's list of problems) joined into one line."""
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    if len(lines) <= 1:
+        return lines[0] if lines else ""
+    return lines[0] + " " + "; ".join(lines[1:])
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="medseg",
         description="MedSeg: medical image segmentation with Slicer's segmentation files. "
                     "Threshold, deep-learning prediction and evaluation from the command line.",
@@ -58,14 +74,25 @@ def main(argv=None) -> int:
         handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("medseg: %(message)s"))
         logger.addHandler(handler)
+    install_signal_cleanup()            # SIGTERM removes temporary files as SIGINT does
     try:
         return int(args.func(args) or 0)
     except MedSegError as exc:
-        print(f"medseg {args.command}: error: {exc}", file=sys.stderr)
+        print(f"medseg {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except Terminated:
+        print(f"medseg {args.command}: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"medseg {args.command}: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print(f"medseg {args.command}: error: not enough memory for this input", file=sys.stderr)
+        return 2
+    except OSError as exc:              # a file problem no check above foresaw: still one line
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"medseg {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 """Argument helpers shared by the subcommands."""
 from __future__ import annotations
 
+import math
 import os
 
 from ..image import io
-from ..errors import InputError, ParameterError
+from ..image.atomic import check_not_input, check_output_folder
+from ..errors import OutputError, ParameterError
 
 
 def parse_color(text: str | None):
@@ -15,21 +17,22 @@ def parse_color(text: str | None):
         values = [float(v) for v in text.split(",")]
     except ValueError:
         raise ParameterError(f"--color '{text}': expected R,G,B numbers") from None
-    if len(values) != 3 or min(values) < 0 or max(values) > 255:
-        raise ParameterError(f"--color '{text}': expected three values in 0..255 (or 0..1)")
+    if len(values) != 3 or not all(math.isfinite(v) and 0 <= v <= 255 for v in values):
+        raise ParameterError(f"--color '{text}': expected three finite values in 0..255 (or 0..1)")
     return tuple(v / 255.0 for v in values) if max(values) > 1 else tuple(values)
 
 
-def check_output(path: str, allowed: tuple, overwrite: bool, what: str = "output") -> str:
-    """Check an output path before any work: extension, folder, and no silent overwrite."""
+def check_output(path: str, allowed: tuple, overwrite: bool, what: str = "output", inputs=None) -> str:
+    """Check an output path before any work: extension, folder (exists, is one, writable), never one
+    of ``inputs`` ({role: path}, e.g. the image, mask, reference, model; links included, with or
+    without --overwrite), and no silent overwrite."""
     ext = io.extension(path)
     if ext not in allowed:
         raise ParameterError(f"{what} {path}: unsupported extension '{ext}'; use {', '.join(allowed)}")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise InputError(f"{what} {path}: folder {folder} does not exist")
-    if os.path.exists(path) and not overwrite:
-        raise InputError(f"{what} {path} exists; pass --overwrite to replace it")
+    check_not_input(path, inputs or {}, what)
+    check_output_folder(path)
+    if os.path.lexists(path) and not overwrite:
+        raise OutputError(f"{what} {path} exists; pass --overwrite to replace it")
     return path
 
 

@@ -5,13 +5,15 @@ import csv
 import json
 import logging
 import os
+import sys
 import time
 
 from ..evaluation import labels, metrics, report
 from ..mrml import label_files
 from ..image import io
 from ..image.resample import resample
-from ..errors import ParameterError
+from ..image.atomic import check_output_folder, transaction, write_error
+from ..errors import InputError, MedSegError, OutputError, ParameterError
 from .common import check_output
 
 log = logging.getLogger("medseg")
@@ -49,6 +51,8 @@ def parse_mapping(items) -> dict | None:
         if "=" not in item:
             raise ParameterError(f"--map '{item}': expected PRED=REF")
         a, b = item.split("=", 1)
+        if not a.strip() or not b.strip():
+            raise ParameterError(f"--map '{item}': expected PRED=REF with both sides given")
         mapping[int(a) if a.strip().isdigit() else a.strip()] = int(b) if b.strip().isdigit() else b.strip()
     return mapping or None
 
@@ -88,46 +92,90 @@ def write_tables(rows, summary, args) -> None:
             writer.writerows(dicts)
 
 
-def run(args) -> int:
-    mapping = parse_mapping(args.map)
+def check_outputs(args) -> None:
+    """Refuse, before any work, outputs that are inputs, sit in unusable folders or would be replaced."""
+    inputs = {"prediction": args.pred, "reference": args.gt, "image": args.image}
     for path, exts, what in ((args.json, (".json",), "--json"), (args.csv, (".csv",), "--csv"),
                              (args.overlay, (".png",), "--overlay")):
         if path:
-            check_output(path, exts, args.overwrite, what)
-    if args.report and os.path.exists(os.path.join(args.report, "index.html")) and not args.overwrite:
-        raise ParameterError(f"--report {args.report} already holds a report; pass --overwrite to replace it")
-    folders = os.path.isdir(args.pred) and os.path.isdir(args.gt)
-    cases = labels.pair_folders(args.pred, args.gt) if folders else [("", args.pred, args.gt)]
-    rows, timings, last = [], {}, None
+            check_output(path, exts, args.overwrite, what, inputs=inputs)
+    if args.report:
+        if os.path.exists(args.report) and not os.path.isdir(args.report):
+            raise OutputError(f"--report {args.report}: is a file, not a folder")
+        index = os.path.join(args.report, "index.html")
+        if os.path.isdir(args.report):
+            check_output(index, (".html",), True, "--report", inputs=inputs)
+        else:
+            check_output_folder(args.report)
+        if os.path.exists(index) and not args.overwrite:
+            raise OutputError(f"--report {args.report} already holds a report; pass --overwrite to replace it")
+    if args.image and not (args.overlay or args.report):
+        raise ParameterError("--image needs --overlay or --report (it is only drawn under the masks)")
+
+
+def evaluate_cases(cases, mapping, args):
+    """(rows, timings, last good case, number failed): a case that fails is reported in one line and
+    the others go on (folder mode); with a single pair the error is raised."""
+    rows, timings, last, failed = [], {}, None, 0
     for case, pred_path, ref_path in cases:
         start = time.perf_counter()
-        case_rows, pred, ref = label_files.evaluate_files(pred_path, ref_path, mapping, not args.no_distances, case)
+        try:
+            case_rows, pred, ref = label_files.evaluate_files(pred_path, ref_path, mapping, not args.no_distances, case)
+        except MedSegError as exc:
+            if len(cases) == 1:
+                raise
+            failed += 1
+            print(f"medseg evaluate: error: case {case}: {exc}", file=sys.stderr)
+            continue
         timings[f"metrics {case}".strip()] = time.perf_counter() - start
         rows += case_rows
         last = (case_rows, pred, ref)
+    if not rows:
+        raise InputError(f"none of the {len(cases)} case(s) could be evaluated")
+    return rows, timings, last, failed
+
+
+def run(args) -> int:
+    mapping = parse_mapping(args.map)
+    check_outputs(args)
+    if os.path.isdir(args.pred) != os.path.isdir(args.gt):
+        folder, other = (args.pred, args.gt) if os.path.isdir(args.pred) else (args.gt, args.pred)
+        if os.path.exists(other):
+            raise ParameterError(f"{folder} is a folder but {other} is a file; give two files or two folders")
+    image = io.read_volume(args.image) if args.image else None      # a bad image fails before any work
+    folders = os.path.isdir(args.pred) and os.path.isdir(args.gt)
+    cases = labels.pair_folders(args.pred, args.gt) if folders else [("", args.pred, args.gt)]
+    rows, timings, last, failed = evaluate_cases(cases, mapping, args)
     print_table(rows)
     summary = metrics.summarize(rows) if folders else []
     if folders:
         print_summary(summary)
-    write_tables(rows, summary, args)
-    if args.overlay or args.report:
-        case_rows, pred, ref = last
-        image = None
-        if args.image:
-            img, g = io.read_volume(args.image)
-            image = img if g.same_grid(ref.geometry) else resample(img, g, ref.geometry, "linear")
-        pred_masks = labels.masks_of(pred, case_rows, "pred")
-        ref_masks = labels.masks_of(ref, case_rows, "ref")
-        if args.overlay:
-            import numpy as np
-            union_p = np.logical_or.reduce(list(pred_masks.values()))
-            union_r = np.logical_or.reduce(list(ref_masks.values()))
-            report.disagreement_overlay(image if image is not None else np.zeros(union_r.shape, np.float32),
-                                        union_p, union_r, args.overlay)
-            log.info("wrote %s", args.overlay)
-        if args.report:
+    with transaction():                  # all the outputs, or none of them
+        write_tables(rows, summary, args)
+        if args.overlay or args.report:
+            write_figures(args, last, image, rows, timings)
+    return 1 if failed else 0
+
+
+def write_figures(args, last, image, rows, timings) -> None:
+    case_rows, pred, ref = last
+    if image is not None:
+        img, g = image
+        image = img if g.same_grid(ref.geometry) else resample(img, g, ref.geometry, "linear")
+    pred_masks = labels.masks_of(pred, case_rows, "pred")
+    ref_masks = labels.masks_of(ref, case_rows, "ref")
+    if args.overlay:
+        import numpy as np
+        union_p = np.logical_or.reduce(list(pred_masks.values()))
+        union_r = np.logical_or.reduce(list(ref_masks.values()))
+        report.disagreement_overlay(image if image is not None else np.zeros(union_r.shape, np.float32),
+                                    union_p, union_r, args.overlay)
+        log.info("wrote %s", args.overlay)
+    if args.report:
+        try:
             os.makedirs(args.report, exist_ok=True)
-            path = report.write_report(args.report, rows, image, pred_masks, ref_masks, timings,
-                                       title="MedSeg evaluation", figure_case=case_rows[0].case)
-            log.info("wrote %s", path)
-    return 0
+        except OSError as exc:
+            raise write_error(args.report, exc) from None
+        path = report.write_report(args.report, rows, image, pred_masks, ref_masks, timings,
+                                   title="MedSeg evaluation", figure_case=case_rows[0].case)
+        log.info("wrote %s", path)

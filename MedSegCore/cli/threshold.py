@@ -6,9 +6,10 @@ import logging
 import numpy as np
 
 from ..image import dicom_seg, dicom_source, io
+from ..image.atomic import transaction
 from ..mrml import dicom_export, nodes, segment_ops
 from ..evaluation import overlay
-from ..threshold import presets, engine
+from ..threshold import presets, engine, options
 from ..errors import ParameterError
 from .common import check_output, parse_color, to_rgb255
 
@@ -85,13 +86,19 @@ def write_output(path, seg, results, geometry, roi, args) -> None:
 
 def run(args) -> int:
     params = params_from_args(args)
+    options.check_parameters(params)
+    if args.mask_as_segment and not args.mask:
+        raise ParameterError("--mask-as-segment needs --mask")
+    if args.mask_segment and not args.mask:
+        raise ParameterError("--mask-segment needs --mask")
+    inputs = {"input": args.input, "mask": args.mask}
     outputs = list(dict.fromkeys(args.output))
     for path in outputs:
-        check_output(path, OUTPUTS, args.overwrite)
+        check_output(path, OUTPUTS, args.overwrite, inputs=inputs)
         if dicom_seg.is_seg_path(path):
             dicom_seg.check_seg_input(args.input, path)
     if args.overlay:
-        check_output(args.overlay, (".png",), args.overwrite, "overlay")
+        check_output(args.overlay, (".png",), args.overwrite, "overlay", inputs=inputs)
     volume = nodes.read_volume_node(args.input, series_uid=args.series)
     geometry = nodes.geometry_of(volume)
     if any(dicom_seg.is_seg_path(path) for path in outputs):
@@ -99,19 +106,20 @@ def run(args) -> int:
     roi = segment_ops.mask_from_file(args.mask, geometry, args.mask_segment) if args.mask else None
     seg, results = segment_ops.apply_threshold(volume, params, roi=roi)
     if args.mask_as_segment:
-        if roi is None:
-            raise ParameterError("--mask-as-segment needs --mask")
         segment_ops.copy_mask_as_segment(volume, roi, args.mask_as_segment, seg)
     for r in results:
         log.info("%s: %g .. %g%s -> %d voxels, %.3f mL", r.name, r.lower, r.upper,
                  " (inverted)" if params.invert else "", r.voxels, r.volume_ml)
+    with transaction():                   # every output and the overlay, or none of them
+        for path in outputs:
+            write_output(path, seg, results, geometry, roi if args.mask_as_segment else None, args)
+        if args.overlay:
+            array, _ = nodes.volume_array(volume)
+            layers = [(r.mask, to_rgb255(r.color or nodes.DEFAULT_COLORS[i % len(nodes.DEFAULT_COLORS)]), 0.5)
+                      for i, r in enumerate(results)]
+            overlay.montage(array, layers, args.overlay)
     for path in outputs:
-        write_output(path, seg, results, geometry, roi if args.mask_as_segment else None, args)
         log.info("wrote %s", path)
     if args.overlay:
-        array, _ = nodes.volume_array(volume)
-        layers = [(r.mask, to_rgb255(r.color or nodes.DEFAULT_COLORS[i % len(nodes.DEFAULT_COLORS)]), 0.5)
-                  for i, r in enumerate(results)]
-        overlay.montage(array, layers, args.overlay)
         log.info("wrote %s", args.overlay)
     return 0

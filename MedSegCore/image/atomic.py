@@ -15,6 +15,7 @@ import errno
 import os
 import signal
 import tempfile
+import threading
 
 from ..errors import InputError, OutputError
 
@@ -61,6 +62,26 @@ def check_output_folder(path: str) -> str:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"{path}: output folder {folder} is not writable (read-only or not yours)")
     return folder
+
+
+def check_not_input(path: str, inputs: dict, what: str = "output") -> None:
+    """Raise OutputError if the output ``path`` is, or would replace, one of ``inputs`` ({role: path}
+    with roles like 'input', 'mask', 'reference', 'model'): the same path, a path that resolves to it
+    (symbolic links, '..'), or a hard link to the same file."""
+    target = os.path.realpath(path)
+    for role, source in inputs.items():
+        if not source:
+            continue
+        if os.path.realpath(source) == target:
+            how = "is the same file as" if os.path.islink(path) else "would overwrite"
+            raise OutputError(f"{what} {path} {how} the {role} {source}; choose another output name")
+        try:
+            same = os.path.exists(path) and os.path.exists(source) and os.path.samefile(path, source)
+        except OSError:
+            same = False
+        if same:
+            raise OutputError(f"{what} {path} is the same file as the {role} {source} (a hard link); "
+                              "choose another output name")
 
 
 def _free_bytes(folder: str) -> int:
@@ -156,15 +177,51 @@ def atomic_path(path: str, verify: bool = True):
             if verify:
                 verify_written(tmp, path)
             _fsync(tmp)
+            pending = getattr(_STATE, "pending", None)
+            if pending is not None:                # inside transaction(): renamed when it ends well
+                pending.append((tmp, path, folder))
+                return
             os.replace(tmp, path)
             _fsync(folder, directory=True)
         except OSError as exc:
             raise write_error(path, exc) from None
     finally:
-        _LIVE.discard(tmp)
-        with contextlib.suppress(OSError):
-            if os.path.lexists(tmp):
-                os.remove(tmp)
+        if all(tmp != t for t, _, _ in getattr(_STATE, "pending", None) or ()):
+            _remove(tmp)
+
+
+def _remove(tmp: str) -> None:
+    _LIVE.discard(tmp)
+    with contextlib.suppress(OSError):
+        if os.path.lexists(tmp):
+            os.remove(tmp)
+
+
+_STATE = threading.local()            # .pending: (temporary, final path, folder) awaiting transaction()'s end
+
+
+@contextlib.contextmanager
+def transaction():
+    """All or nothing for several outputs (a segmentation and its overlay, a case's files): every
+    :func:`atomic_path` inside is written and verified, but only renamed into place when the whole
+    block succeeds; if anything fails, none of the files (or their old versions) change.  Nested
+    transactions join the outer one."""
+    if getattr(_STATE, "pending", None) is not None:
+        yield
+        return
+    _STATE.pending = []
+    try:
+        yield
+        for tmp, path, folder in _STATE.pending:
+            try:
+                os.replace(tmp, path)
+                _fsync(folder, directory=True)
+            except OSError as exc:
+                raise write_error(path, exc) from None
+    finally:
+        pending, _STATE.pending = _STATE.pending, None
+        for tmp, _, _ in pending:
+            _remove(tmp)
 
 
 def append_row(path: str, line: str, header: str | None = None) -> None:
@@ -248,5 +305,5 @@ def install_signal_cleanup() -> None:
 
 
 atexit.register(remove_live_files)
-__all__ = ["atomic_path", "append_row", "verify_written", "check_output_folder", "write_error",
+__all__ = ["atomic_path", "transaction", "append_row", "verify_written", "check_output_folder", "check_not_input", "write_error",
            "install_signal_cleanup", "Terminated"]

@@ -28,8 +28,8 @@ class CleanupOptions:
 
 @dataclass
 class ThresholdParameters:
-    """Everything that defines a threshold segmentation.  Exactly one source of the range is used,
-    in this order: ``levels`` (multi-Otsu), ``method`` (auto threshold), ``preset``, ``lower``/``upper``."""
+    """Everything that defines a threshold segmentation.  Exactly one source of the range may be
+    given: ``levels`` (multi-Otsu), ``method`` (auto threshold), ``preset`` or ``lower``/``upper``."""
 
     lower: float | None = None
     upper: float | None = None
@@ -210,7 +210,11 @@ def segment(array: np.ndarray, spacing, params: ThresholdParameters, roi: np.nda
     inside ``roi`` if given.  Returns one :class:`SegmentResult` per output segment.
     ``allocate()`` may supply each output bool array (e.g. a view of a VTK labelmap's memory).
 
-    An empty result raises :class:`EmptyResultError` unless ``params.allow_empty``."""
+    An empty result raises :class:`EmptyResultError` unless ``params.allow_empty``; conflicting or
+    impossible parameters raise ParameterError first (:func:`.options.check_parameters`)."""
+    from .options import check_parameters
+
+    check_parameters(params)
     if array.ndim != 3:
         raise ParameterError(f"threshold needs a 3D scalar volume, got shape {array.shape}")
     if np.issubdtype(array.dtype, np.floating) and np.isnan(array).any():

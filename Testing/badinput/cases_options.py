@@ -38,7 +38,8 @@ T = [
     ("color-inf", ("--lower", "300", "--color", "1,inf,0"), r"--color"),
     ("color-two-values", ("--lower", "300", "--color", "1,2"), r"--color"),
     ("color-out-of-range", ("--lower", "300", "--color", "300,0,0"), r"--color"),
-    ("color-negative", ("--lower", "300", "--color", "-1,0,0"), r"--color"),
+    ("color-negative", ("--lower", "300", "--color=-1,0,0"), r"--color"),
+    ("min-size-not-a-number", ("--lower", "300", "--min-size", "big"), r"--min-size: invalid float value"),
     ("color-words", ("--lower", "300", "--color", "red"), r"--color"),
     ("levels-too-many", ("--levels", "9"), r"levels|classes"),
     ("levels-one", ("--levels", "1"), r"levels|classes"),
@@ -49,6 +50,8 @@ T = [
 
 CASES = [Case(f"option-{n}", threshold(*o), e) for n, o, e in T]
 CASES += [
+    Case("option-unknown-option", threshold("--lower", "300", "--colour", "1,0,0"),
+         r"unrecognized arguments: --colour", line=r"^medseg: error: "),
     Case("option-mask-segment-with-labelmap-mask", threshold("--lower", "300", "--mask-segment", "Ball",
                                                              mask="labelmap"),
          r"--mask-segment.*label map|label map.*--mask-segment", names="mask.nii.gz"),

@@ -78,7 +78,7 @@ def _disk_full(out, overwrite=False, leave=0, shape=BIG):
         if overwrite:
             b.write_text(d / "disk" / out, b"GOOD OLD FILE")
         fill(d / "disk", leave)
-        return ["threshold", src, "-o", d / "disk" / out, "--lower", "0", *(["--overwrite"] if overwrite else [])]
+        return ["threshold", src, "-o", d / "disk" / out, "--lower", "50", *(["--overwrite"] if overwrite else [])]
     return build
 
 
@@ -128,24 +128,24 @@ CASES = [
     Case("output-overlay-read-only-folder", thr("x.seg.nrrd", "--overlay", "ro/x.png"), r"not writable|read-only",
          names="x.png", setup=read_only()),
     Case("output-disk-full-nii", _disk_full("x.nii"), r"^medseg threshold: error: disk full while writing .*x\.nii",
-         names="x.nii", needs=ROOT, setup=mount_tmpfs()),
+         names="x.nii", needs=ROOT, setup=mount_tmpfs(), one_line=False),
     Case("output-disk-full-nii-overwrite-keeps-old", _disk_full("x.nii", overwrite=True),
-         r"disk full while writing .*x\.nii", names="x.nii", needs=ROOT, setup=mount_tmpfs()),
+         r"disk full while writing .*x\.nii", names="x.nii", needs=ROOT, setup=mount_tmpfs(), one_line=False),
     Case("output-disk-full-niigz", _disk_full("x.nii.gz", leave=4096), r"disk full while writing .*x\.nii\.gz",
-         names="x.nii.gz", needs=ROOT, setup=mount_tmpfs()),
+         names="x.nii.gz", needs=ROOT, setup=mount_tmpfs(), one_line=False),
     Case("output-disk-full-nrrd", _disk_full("x.nrrd", leave=4096), r"disk full while writing .*x\.nrrd",
-         names="x.nrrd", needs=ROOT, setup=mount_tmpfs()),
+         names="x.nrrd", needs=ROOT, setup=mount_tmpfs(), one_line=False),
     Case("output-disk-full-seg-nrrd", _disk_full("x.seg.nrrd", leave=2048), r"disk full while writing .*x\.seg\.nrrd",
-         names="x.seg.nrrd", needs=ROOT, setup=mount_tmpfs()),
+         names="x.seg.nrrd", needs=ROOT, setup=mount_tmpfs(), one_line=False),
     Case("output-disk-full-seg-nrrd-overwrite", _disk_full("x.seg.nrrd", overwrite=True),
-         r"disk full while writing .*x\.seg\.nrrd", names="x.seg.nrrd", needs=ROOT, setup=mount_tmpfs()),
+         r"disk full while writing .*x\.seg\.nrrd", names="x.seg.nrrd", needs=ROOT, setup=mount_tmpfs(), one_line=False),
     Case("output-disk-full-no-room-at-all", _disk_full("x.nii.gz"), r"disk full while writing .*x\.nii\.gz",
-         names="x.nii.gz", needs=ROOT, setup=mount_tmpfs()),
+         names="x.nii.gz", needs=ROOT, setup=mount_tmpfs(), one_line=False),
     Case("output-disk-full-overlay-png",
          lambda d: (ct(d, shape=BIG), fill(d / "disk", 0),
                     ["threshold", d / "ct.nrrd", "-o", d / "x.seg.nrrd", "--lower", "0", "--overlay",
                      d / "disk" / "x.png"])[-1],
-         r"disk full while writing .*x\.png", names="x.png", needs=ROOT, setup=mount_tmpfs()),
+         r"disk full while writing .*x\.png", names="x.png", needs=ROOT, setup=mount_tmpfs(), one_line=False),
     Case("output-evaluate-json-is-prediction",
          _evaluate(lambda d: (os.symlink(d / "pred.nii.gz", d / "m.json"), ["--json", d / "m.json", "--overwrite"])[1]),
          r"same file as the prediction", names="m.json"),
