@@ -12,7 +12,7 @@ from ..evaluation import labels, metrics, report
 from ..mrml import label_files
 from ..image import io
 from ..image.resample import resample
-from ..image.atomic import check_output_folder, transaction, write_error
+from ..image.atomic import check_folder_creatable, transaction, write_error
 from ..errors import InputError, MedSegError, OutputError, ParameterError
 from .common import check_output
 
@@ -106,7 +106,7 @@ def check_outputs(args) -> None:
         if os.path.isdir(args.report):
             check_output(index, (".html",), True, "--report", inputs=inputs)
         else:
-            check_output_folder(args.report)
+            check_folder_creatable(args.report, "--report")
         if os.path.exists(index) and not args.overwrite:
             raise OutputError(f"--report {args.report} already holds a report; pass --overwrite to replace it")
     if args.image and not (args.overlay or args.report):

@@ -8,6 +8,7 @@ import shutil
 import sys
 
 from ..errors import ParameterError
+from ..image.atomic import check_folder_creatable, check_output_folder
 
 log = logging.getLogger("medseg")
 
@@ -139,9 +140,10 @@ def run(args) -> int:
     out = args.output
     if os.path.exists(out) and not os.path.isdir(out):
         raise ParameterError(f"-o {out}: exists and is not a folder")
+    check_folder_creatable(out, "-o")
     timings = args.timings or os.path.join(out, "timings.csv")
-    if args.timings and not os.path.isdir(os.path.dirname(os.path.abspath(timings))):
-        raise ParameterError(f"--timings {timings}: folder does not exist")
+    if args.timings:
+        check_output_folder(timings)
     channels = [s.strip() for s in args.channels.split(",")] if args.channels else None
     if channels is not None and (not all(channels) or len(set(channels)) != len(channels)):
         raise ParameterError(f"--channels {args.channels!r}: expected distinct, non-empty suffixes")
@@ -153,7 +155,7 @@ def run(args) -> int:
     device = resolve_device(args.device)
     model = load_model(resolve_model(args.model), device)
     card = model.card
-    batch.check_options(popts, card)
+    batch.check_options(popts, card, model, device)
     if channels is None and card.in_channels > 1:
         raise ParameterError(f"model {card.name!r} needs {card.in_channels} input channels "
                              f"({', '.join(card.channel_names or [])}); name them with --channels SUFFIX,...")
@@ -161,7 +163,7 @@ def run(args) -> int:
         raise ParameterError(f"--channels gives {len(channels)} suffix(es) but model {card.name!r} "
                              f"has {card.in_channels} input channel(s)")
     options = batch.BatchOptions(out, popts, args.labelmap, args.overlay, args.overwrite, timings, args.dicom_seg)
-    batch.check_plan(cases, card.labels, options)
+    batch.check_plan(cases, card.labels, options, None if args.model == "default" else args.model)
     os.makedirs(out, exist_ok=True)
 
     log.info("model: %s %s (%s, %s)%s", card.name, card.version, model.kind, model.source,

@@ -1,8 +1,9 @@
 """Batch prediction without Qt: expand inputs into cases, plan outputs, skip finished cases, run each
 case (a failing case never stops the batch), write its files atomically and collect timings.
 
-A case's ``.seg.nrrd`` is written last, so its presence marks a finished case (resume); files of a
-case that fails part-way are removed again.  The model is loaded once by the caller.
+A case's ``.seg.nrrd`` is written last, so its presence marks a finished case (resume); a case's
+files are renamed into place together, only once all are written and verified, so a case that fails
+part-way leaves nothing (and the old files of a re-run stay).  The model is loaded once by the caller.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..image import io
+from ..image.atomic import append_row, transaction
 from ..errors import CancelledError, InputError, MedSegError, ParameterError
 from .predict import PredictOptions, predict
 
@@ -89,10 +91,11 @@ def _folder_entries(folder: str, exclude: str | None) -> list:
     """(name, path, series UID) for the volume files in ``folder`` and each DICOM series below it."""
     found = [(case_name(p), p, None) for p in sorted(glob.glob(os.path.join(glob.escape(folder), "*")))
              if _is_volume(p) and not _inside(p, exclude)]
-    others = any(not f.startswith(".") and io.extension(f) not in io.VOLUME_EXTENSIONS
+    others = any(not f.startswith(".") and io.extension(f) not in io.VOLUME_EXTENSIONS + io.COMPANION_EXTENSIONS
                  for root, _, files in os.walk(folder) if not _inside(root, exclude) for f in files)
     if others:                                          # only scan for DICOM if there is something else
-        series = io._dicom_series(folder)
+        with io.captured_stderr():                     # GDCM's "No Series were found" when there are none
+            series = io._dicom_series(folder)
         base, short = os.path.basename(os.path.abspath(folder)), _short_uids(series)
         found += [(base if len(series) == 1 else f"{base}_{short[uid]}", folder, uid) for uid in sorted(series)]
     return found
@@ -186,9 +189,9 @@ def plan_outputs(name: str, labels, options: BatchOptions) -> dict:
     return plan
 
 
-def check_plan(cases, labels, options: BatchOptions) -> None:
-    """Refuse outputs that would overwrite an input or another case's output, and DICOM SEG outputs
-    for cases that are not DICOM series."""
+def check_plan(cases, labels, options: BatchOptions, model_source: str | None = None) -> None:
+    """Refuse outputs (and the timings CSV) that would overwrite an input, the model or another
+    case's output, and DICOM SEG outputs for cases that are not DICOM series."""
     if options.dicom_seg:
         from ..image import dicom_seg
 
@@ -198,6 +201,14 @@ def check_plan(cases, labels, options: BatchOptions) -> None:
                                  f"{', '.join(files)} are files (leave them out or drop --dicom-seg)")
         dicom_seg.require_highdicom()
     inputs = {os.path.realpath(p) for c in cases for p, _ in c.sources if p}
+    protected = [("input", p) for c in cases for p, _ in c.sources if p]
+    if model_source and os.path.exists(model_source):
+        files = os.listdir(model_source) if os.path.isdir(model_source) else ()
+        protected += [("model", model_source)] + [("model", os.path.join(model_source, f)) for f in files]
+        inputs |= {os.path.realpath(p) for _, p in protected}
+    if options.timings_csv:
+        from ..image.atomic import check_not_input
+        check_not_input(options.timings_csv, protected, "--timings")
     seen = set()
     for c in cases:
         plan = plan_outputs(c.name, labels, options)
@@ -208,8 +219,9 @@ def check_plan(cases, labels, options: BatchOptions) -> None:
             seen.add(p)
 
 
-def check_options(options: PredictOptions, card) -> None:
-    """Raise ParameterError for options that would make every case fail."""
+def check_options(options: PredictOptions, card, model=None, device=None) -> None:
+    """Raise ParameterError for options that would make every case fail (with ``model``: also windows
+    that cannot fit the device's memory)."""
     from .inference import BLEND_MODES
     from .predict import _check
 
@@ -219,7 +231,10 @@ def check_options(options: PredictOptions, card) -> None:
         raise ParameterError(f"--sw-batch must be >= 1, got {options.sw_batch}")
     if options.blend not in BLEND_MODES:
         raise ParameterError(f"--blend must be one of {', '.join(BLEND_MODES)}, got {options.blend!r}")
-    _check(options, card)
+    roi = _check(options, card)
+    if model is not None:
+        from .inference import check_windows_fit, resolve_device
+        check_windows_fit(model, roi, options.sw_batch, resolve_device(device or options.device))
 
 
 def _one_line(exc: BaseException) -> str:
@@ -284,11 +299,10 @@ def run_case(case: Case, model, options: BatchOptions, progress=None, cancel=Non
         timings.update({k: pred.timings.get(k, 0.0) for k in ("preprocess", "inference", "postprocess")})
         report(1.0, "writing")
         t1 = time.perf_counter()
-        _write(inputs, pred, plan, case.name, written, case, card)
+        with transaction():              # every file of the case, verified, or none (old ones kept)
+            _write(inputs, pred, plan, case.name, written, case, card)
         timings["write"] = time.perf_counter() - t1
     except BaseException as exc:
-        for path in filter(os.path.exists, written):
-            os.remove(path)
         if isinstance(exc, CancelledError) or not isinstance(exc, Exception):
             raise
         log.debug("case %s failed", case.name, exc_info=not isinstance(exc, MedSegError))
@@ -302,15 +316,18 @@ def run_case(case: Case, model, options: BatchOptions, progress=None, cancel=Non
 
 
 def append_timings(path: str, result: CaseResult) -> None:
-    """Append one row (case, status, finished, <step>_s..., error) to a CSV, with a header if new."""
-    new = not os.path.exists(path) or os.path.getsize(path) == 0
-    with open(path, "a", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        if new:
-            writer.writerow(["case", "status", "finished", *(f"{k}_s" for k in TIMING_KEYS), "error"])
-        writer.writerow([result.name, result.status, time.strftime("%Y-%m-%dT%H:%M:%S"),
-                         *(f"{result.timings[k]:.3f}" if k in result.timings else "" for k in TIMING_KEYS),
-                         result.error or ""])
+    """Append one row (case, status, finished, <step>_s..., error) to a CSV, with a header if new:
+    one fsync'ed write of whole lines (:func:`MedSegCore.image.atomic.append_row`)."""
+    import io as _io
+
+    def line(values):
+        buf = _io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow(values)
+        return buf.getvalue()
+    append_row(path, line([result.name, result.status, time.strftime("%Y-%m-%dT%H:%M:%S"),
+                           *(f"{result.timings[k]:.3f}" if k in result.timings else "" for k in TIMING_KEYS),
+                           result.error or ""]),
+               header=line(["case", "status", "finished", *(f"{k}_s" for k in TIMING_KEYS), "error"]))
 
 
 def iter_batch(cases, model, options: BatchOptions, progress=None, cancel=None):
@@ -326,5 +343,8 @@ def iter_batch(cases, model, options: BatchOptions, progress=None, cancel=None):
                 progress(i, len(cases), name, fraction, text)
         result = run_case(case, model, options, report, cancel)
         if result.status != "skipped" and options.timings_csv:
-            append_timings(options.timings_csv, result)
+            try:
+                append_timings(options.timings_csv, result)
+            except MedSegError as exc:       # the case's own files are complete; say so, go on
+                log.warning("%s", exc)
         yield result

@@ -140,6 +140,17 @@ class _Predictor:
             raise InputError(f"the network failed on a window of shape {tuple(x.shape)} (N, C, I, J, K): {e} "
                              "- check in_channels and roi_size in the model card") from e
         y = y[0] if isinstance(y, (list, tuple)) else y
+        if not isinstance(y, torch.Tensor) or y.ndim != x.ndim:
+            shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+            raise InputError(f"the network's output has shape {shape} for a window of shape {tuple(x.shape)}: "
+                             "a 3D segmentation network must return (N, C, I, J, K), rank 5")
+        if tuple(y.shape[2:]) != tuple(x.shape[2:]) or y.shape[0] != x.shape[0]:
+            raise InputError(f"the network's output has shape {tuple(y.shape)} for a window of shape "
+                             f"{tuple(x.shape)}: each output window must have the input window's size")
+        if not bool(torch.isfinite(y).all()):
+            bad = int((~torch.isfinite(y)).sum())
+            raise InputError(f"the network's output holds {bad} NaN or infinite value(s) (in a window of shape "
+                             f"{tuple(x.shape)}): the model is broken or does not suit this input")
         if self.out_channels is not None and y.shape[1] != self.out_channels:
             raise InputError(f"the network produced {y.shape[1]} output channel(s) but its model card "
                              f"declares out_channels = {self.out_channels}")
@@ -217,6 +228,27 @@ def run_inference(network, data, roi_size, *, overlap: float = 0.25, sw_batch_si
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def check_windows_fit(model, roi_size, sw_batch_size: int, device) -> None:
+    """Raise ParameterError before a run whose windows alone (weights, activations of ``sw_batch``
+    windows of ``roi_size``) need more memory than ``device`` has free (the same estimate the run
+    prints)."""
+    from ..image.limits import available_memory
+
+    dev = torch.device(device)
+    est = estimate_memory(model, (1, 1, 1), roi_size, sw_batch_size, dev)
+    free, where = 0, dev.type
+    if dev.type == "cuda" and torch.cuda.is_available():
+        free = torch.cuda.mem_get_info(dev.index or 0)[0]
+        where = f"{dev} ({torch.cuda.get_device_name(dev.index or 0)})"
+    elif dev.type == "cpu":
+        free, where = available_memory(), "this machine"
+    if free and est.window_bytes > free:
+        raise ParameterError(f"windows of {'x'.join(map(str, roi_size))} voxels with sw_batch {sw_batch_size} need "
+                             f"about {human_bytes(est.window_bytes)} of memory, more than the {human_bytes(free)} free on "
+                             f"{where}; use a smaller --roi or --sw-batch (the model card asks for roi_size "
+                             f"{list(getattr(getattr(model, 'card', model), 'roi_size', roi_size))})")
 
 
 def roi_fits(roi_size, strides) -> bool:

@@ -3,6 +3,7 @@ probabilities) on the input grid, cleaned per label with :mod:`MedSegCore.thresh
 Importing this module does not import torch; :func:`predict` does."""
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -51,8 +52,8 @@ def _check(options: PredictOptions, card) -> list:
         if not roi_fits(roi, strides):
             raise ParameterError(f"roi size {roi} must be divisible by the network's downsampling "
                                  f"(product of strides {strides})")
-    if options.min_size_mm3 < 0:
-        raise ParameterError(f"minimum island size must be >= 0 mm3, got {options.min_size_mm3}")
+    if not math.isfinite(options.min_size_mm3) or options.min_size_mm3 < 0:
+        raise ParameterError(f"--min-size {options.min_size_mm3}: the minimum island size must be a number >= 0 mm3")
     return [int(r) for r in roi]
 
 

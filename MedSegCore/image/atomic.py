@@ -64,12 +64,24 @@ def check_output_folder(path: str) -> str:
     return folder
 
 
-def check_not_input(path: str, inputs: dict, what: str = "output") -> None:
+def check_folder_creatable(folder: str, what: str = "output folder") -> None:
+    """Raise OutputError unless ``folder`` is a writable folder or can be made (its nearest existing
+    ancestor is a writable folder, not a file)."""
+    probe = os.path.abspath(folder)
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise OutputError(f"{what} {folder}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputError(f"{what} {folder}: {probe} is not writable (read-only or not yours)")
+
+
+def check_not_input(path: str, inputs, what: str = "output") -> None:
     """Raise OutputError if the output ``path`` is, or would replace, one of ``inputs`` ({role: path}
-    with roles like 'input', 'mask', 'reference', 'model'): the same path, a path that resolves to it
-    (symbolic links, '..'), or a hard link to the same file."""
+    or (role, path) pairs, roles like 'input', 'mask', 'reference', 'model'): the same path, a path
+    that resolves to it (symbolic links, '..'), or a hard link to the same file."""
     target = os.path.realpath(path)
-    for role, source in inputs.items():
+    for role, source in (inputs.items() if isinstance(inputs, dict) else inputs):
         if not source:
             continue
         if os.path.realpath(source) == target:

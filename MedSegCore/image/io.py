@@ -20,7 +20,8 @@ from .geometry import Geometry, from_sitk, to_sitk
 
 log = logging.getLogger("medseg")
 
-VOLUME_EXTENSIONS = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
+VOLUME_EXTENSIONS = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".hdr")
+COMPANION_EXTENSIONS = (".img", ".raw", ".zraw")          # data files of .hdr, .nhdr and .mhd headers
 
 
 def extension(path: str) -> str:
