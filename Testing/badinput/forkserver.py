@@ -16,11 +16,17 @@ def _preload():
     import MedSegCore.cli as cli
 
     cli.build_parser()                      # imports every subcommand module
-    for name in ("torch", "monai", "SimpleITK", "slicer", "MedSegCore.dnn.loading", "MedSegCore.dnn.inference"):
+    for name in ("torch", "monai", "SimpleITK", "slicer", "vtk", "MedSegCore.dnn.loading", "MedSegCore.dnn.inference",
+                 "MedSegCore.dnn.batch", "MedSegCore.mrml.label_files", "PIL.Image"):
         try:
             __import__(name)
         except ImportError:
             pass
+    try:                                    # the headless scene every run builds on first use
+        from MedSegCore.mrml.scene import ensure_scene
+        ensure_scene()
+    except ImportError:
+        pass
     return cli
 
 
