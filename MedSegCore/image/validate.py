@@ -78,7 +78,7 @@ def _scan(path: str, offset: int, compressed: bool, dtype, need: int) -> tuple:
             if inflate is not None:
                 complete = inflate.eof
     except (OSError, EOFError, zlib.error) as exc:
-        raise InputError(f"{path}: compressed file is corrupt ({str(exc).splitlines()[0]})") from None
+        raise InputError(f"{path}: compressed file is truncated or corrupt ({str(exc).splitlines()[0]})") from None
     return seen, bad, complete
 
 
