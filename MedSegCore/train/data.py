@@ -96,10 +96,9 @@ def _read_label(path: str, image_geom: Geometry, raw: _Raw) -> None:
         raw.masks, raw.colors = masks, colors
         return
     label, lgeom = io.read_volume(path)
-    if label.dtype.kind == "f":
-        if not np.array_equal(label, np.round(label)):
-            raise InputError(f"{raw.name}: label file {path} holds non-integer values; a labelmap is needed")
-        label = label.astype(np.int32)
+    from ..image.validate import check_labelmap
+
+    label = check_labelmap(label, f"{raw.name}: label file {path}")   # integers >= 0, not a greyscale image
     raw.labelmap = _fit(label, lgeom, image_geom, raw.name)
 
 
