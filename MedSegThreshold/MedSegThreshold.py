@@ -10,6 +10,7 @@ from typing import Annotated
 
 
 import slicer
+import vtk
 from slicer.i18n import tr as _
 from slicer.i18n import translate
 from slicer.ScriptedLoadableModule import *  # noqa: F403
@@ -23,7 +24,7 @@ for _dir in (os.path.dirname(os.path.abspath(__file__)), os.path.dirname(os.path
     if os.path.isdir(os.path.join(_dir, "MedSegCore")) and _dir not in sys.path:
         sys.path.append(_dir)
 
-from MedSegCore.threshold import presets, engine  # noqa: E402
+from MedSegCore.threshold import presets, engine, options  # noqa: E402
 from MedSegCore.mrml import segment_ops
 from MedSegCore.errors import MedSegError  # noqa: E402
 from SegmentEditorMedSegThresholdLib import EFFECT_SOURCE, registerEffect  # noqa: E402,F401
@@ -176,9 +177,28 @@ class MedSegThresholdWidget(ScriptedLoadableModuleWidget, VTKObservationMixin): 
     def setParameterNode(self, inputParameterNode):
         if self._parameterNode and self._parameterNodeGuiTag is not None:   # the first tag is 0
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+        if self._parameterNode:
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateEnabled)
         self._parameterNode = inputParameterNode
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateEnabled)
+            self._updateEnabled()
+
+    # Panel controls of each option in MedSegCore.threshold.options.enabled_controls.
+    CONTROLS = {"lower": "lowerSpinBox", "upper": "upperSpinBox", "preset": "presetComboBox",
+                "method": "methodComboBox", "levels": "levelsSpinBox", "mask_segmentation": "maskSegmentationSelector",
+                "mask_segment_name": "maskSegmentNameLineEdit", "mask_file": "maskFileLineEdit"}
+
+    def _updateEnabled(self, caller=None, event=None):
+        """Only the chosen range source's controls, and one kind of mask, are enabled (the rest would
+        be ignored or conflict); the rule is MedSegCore's, shared with the CLI's refusals."""
+        p = self._parameterNode
+        if p is None:
+            return
+        enabled = options.enabled_controls(p.rangeSource, p.maskSegmentation is not None, bool(p.maskFile))
+        for key, widget in self.CONTROLS.items():
+            getattr(self.ui, widget).enabled = enabled[key]
 
     def onApplyButton(self):
         p = self._parameterNode
@@ -219,6 +239,8 @@ class MedSegThresholdLogic(ScriptedLoadableModuleLogic):  # noqa: F405
         if volumeNode is None:
             raise MedSegError("select an input volume")
         roi = None
+        if maskSegmentation is not None and maskFile:
+            raise MedSegError("choose a mask segmentation or a mask file, not both")
         if maskSegmentation is not None:
             names = [maskSegmentName] if maskSegmentName else None
             from MedSegCore.mrml import nodes
