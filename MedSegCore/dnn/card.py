@@ -83,7 +83,11 @@ class ModelCard:
         return d
 
     def save(self, path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        """Write the card as JSON, atomically (verified, then renamed into place)."""
+        from ..image.atomic import atomic_path
+
+        with atomic_path(str(path)) as tmp, open(tmp, "w", encoding="utf-8") as f:
+            f.write(json.dumps(self.to_dict(), indent=2) + "\n")
 
 
 def _label_dict(lab: Label) -> dict:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 
 import numpy as np
 
@@ -78,22 +77,28 @@ def _read_sitk(path: str, series_uid: str | None = None):
     is_file = not os.path.isdir(path)
     if is_file:
         validate.check_image_file(path)        # truncation, lies, NaN: before ITK reads it
-    with captured_stderr() as noise:          # ITK/niftilib/GDCM print to the C stderr; say it once
+    failure = None
+    if not is_file:                          # DICOM series: read as before (their checks live with them)
+        with captured_stderr():             # GDCM's "No Series were found" before our one line
+            files = choose_dicom_series(path, series_uid)
+        reader = sitk.ImageSeriesReader()
+        reader.SetFileNames(files)
         try:
-            if not is_file:
-                files = choose_dicom_series(path, series_uid)
-                reader = sitk.ImageSeriesReader()
-                reader.SetFileNames(files)
-                image = reader.Execute()
-            else:
-                image = sitk.ReadImage(path)
-            failure = None
+            return reader.Execute()
         except RuntimeError as exc:
             failure = exc
-    if failure is None:
-        if noise and noise[0].strip():
-            sys.stderr.write(noise[0])        # warnings of a read that worked are the user's to see
-        return image
+    else:
+        with captured_stderr() as noise:     # ITK/niftilib print to the C stderr; say it once, in one line
+            try:
+                image = sitk.ReadImage(path)
+            except RuntimeError as exc:
+                failure = exc
+        if failure is None:
+            text = " ".join(ln.strip() for ln in (noise[0] if noise else "").splitlines() if ln.strip()
+                            and not ln.startswith("WARNING: In "))
+            if text:
+                log.warning("%s: ITK: %s", path, text[:300])
+            return image
     reason = _itk_reason(failure)
     if "orthonormal" in reason:
         raise InputError(validate.describe_direction_error(path)) from None
