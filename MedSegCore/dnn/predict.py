@@ -119,6 +119,8 @@ def predict(inputs, model, options: PredictOptions | None = None, progress=None,
     model = model if isinstance(model, LoadedModel) else load_model(model, device)
     card = model.card
     roi = _check(options, card)
+    from .inference import check_windows_fit
+    check_windows_fit(model, roi, options.sw_batch, device)        # before any work, on every path
     if not card.trained:
         say(f"Warning: model {card.name!r} is not trained; its output is meaningless.")
     report(0.0, "Preparing the input")
