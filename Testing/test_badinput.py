@@ -9,7 +9,6 @@ show both ways give the same answer.
 from __future__ import annotations
 
 import importlib
-import os
 import pkgutil
 from concurrent.futures import ThreadPoolExecutor
 
@@ -23,17 +22,6 @@ IDS = [c.id for c in CASES]
 SUBPROCESS_IDS = ("image-nifti-truncated", "seg-gzip-truncated", "seg-huge-sizes", "option-method-with-levels")
 
 
-def _skip_reason(case):
-    if "root" in case.needs and os.geteuid() != 0:
-        return "needs root (mounts a small tmpfs)"
-    if "torch" in case.needs:
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            return "needs torch"
-    return None
-
-
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     """Run every case once (two fork servers in parallel); {case id: (Result, folder)}."""
@@ -42,7 +30,7 @@ def results(tmp_path_factory):
 
     def one(item):
         index, case = item
-        if _skip_reason(case):
+        if harness.skip_reason(case):
             return case.id, None
         folder = base / case.id
         return case.id, (harness.run_case(case, folder, servers[index % 2].run), folder)
@@ -61,7 +49,7 @@ def test_matrix_is_large_and_unique():
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_bad_input(case, results):
-    reason = _skip_reason(case)
+    reason = harness.skip_reason(case)
     if reason:
         pytest.skip(reason)
     result, folder = results[case.id]

@@ -55,6 +55,39 @@ class Result:
     argv: list = field(default_factory=list)
 
 
+_MOUNT = []
+
+
+def can_mount() -> bool:
+    """True when this process may mount a tmpfs (root with CAP_SYS_ADMIN; not in every container)."""
+    if not _MOUNT:
+        import tempfile
+        ok = False
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            probe = tempfile.mkdtemp(prefix="medseg-mount-")
+            ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", probe],
+                                capture_output=True).returncode == 0
+            if ok:
+                subprocess.run(["umount", probe], capture_output=True)
+            os.rmdir(probe)
+        _MOUNT.append(ok)
+    return _MOUNT[0]
+
+
+def skip_reason(case) -> str | None:
+    """Why ``case`` cannot run here, or None."""
+    if "root" in case.needs and not can_mount():
+        return "needs root and permission to mount a tmpfs"
+    if "readonly" in case.needs and os.geteuid() == 0 and not can_mount():
+        return "as root, a read-only folder needs a read-only tmpfs mount"
+    if "torch" in case.needs:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            return "needs torch"
+    return None
+
+
 def snapshot(folder: Path) -> dict:
     """{relative path: (size, sha1)} of every file below ``folder`` (hidden files included)."""
     out = {}
