@@ -172,3 +172,21 @@ CASES = [
     Case("output-evaluate-json-exists", _evaluate(lambda d: (b.write_text(d / "m.json", "{}"), ["--json", d / "m.json"])[1]),
          r"exists; pass --overwrite", names="m.json"),
 ]
+
+
+def _predict(out):
+    def build(d):
+        from .cases_models import predict
+        argv = predict()(d)
+        return argv[:3] + [out(d)] + argv[4:]
+    return build
+
+
+CASES += [
+    Case("output-predict-folder-read-only", _predict(lambda d: d / "ro" / "out"), r"not writable|read-only",
+         names="ro", setup=read_only(), needs=("readonly", "torch")),
+    Case("output-predict-folder-under-a-file", _predict(lambda d: (b.write_text(d / "afile", "x"), d / "afile" / "out")[1]),
+         r"is a file, not a folder", names="afile", needs=("torch",)),
+    Case("output-predict-folder-is-a-file", _predict(lambda d: (b.write_text(d / "out.txt", "x"), d / "out.txt")[1]),
+         r"exists and is not a folder", names="out.txt", needs=("torch",)),
+]
