@@ -236,12 +236,14 @@ def _feed(part: Path, hashers: dict) -> None:
 
 def _stream(resp, part, offset, limit, hashers, url, total, progress, cancel, timeout) -> int:
     done = offset
+    read = getattr(resp, "read1", resp.read)
     with open(part, "ab" if offset else "wb") as out:
         while True:
             if cancel is not None and cancel():
                 raise CancelledError(f"download cancelled after {mib(done)}; installing again resumes it")
             try:
-                block = resp.read(CHUNK)
+                # what has arrived, up to CHUNK: progress and Cancel as bytes arrive, not per full MiB
+                block = read(CHUNK)
             except (OSError, http.client.HTTPException) as e:
                 out.close()
                 why = "timed out" if isinstance(e, (TimeoutError, socket.timeout)) else type(e).__name__

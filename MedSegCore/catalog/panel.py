@@ -41,7 +41,8 @@ def rows(catalog=None) -> tuple:
     for e in entries:
         m = installed.pop(e.name, None)
         state = ("built in" if e.bundled else f"installed {m.version}" if m else "not installed")
-        out.append(Row(e.name, f"{e.title or e.name} {e.version} - {e.modality} - {state}",
+        out.append(Row(e.name, f"{e.title or e.name} {e.version} - {e.modality} - {e.license} - "
+                               f"{_size(e.size_bytes)} - {state}",
                        f"{e.description}\nLicence: {e.license}\nDownload: {_size(e.size_bytes)}"
                        + ("" if e.bundled or e.verified else " (checked against the publisher's checksum)")
                        + (f"\nLabels: {', '.join(e.labels[:12])}{' ...' if len(e.labels) > 12 else ''}"
@@ -51,7 +52,8 @@ def rows(catalog=None) -> tuple:
                        e.bundled or m is not None, not e.bundled and (m is None or m.version != e.version)))
     for m in installed.values():
         r = m.record
-        out.append(Row(m.name, f"{m.name} {m.version} - {r.get('modality', '?')} - installed",
+        out.append(Row(m.name, f"{m.name} {m.version} - {r.get('modality', '?')} - {r.get('license', 'licence unknown')}"
+                               " - installed",
                        f"{r.get('description', 'imported model')}\nLicence: {r.get('license', 'unknown')}\n"
                        f"{r.get('checked', '')}", True, False))
     return tuple(out), problem

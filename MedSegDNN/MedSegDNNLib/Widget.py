@@ -190,7 +190,9 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not 0 <= index < len(self._catalogRows):
             return
         with slicer.util.tryWithErrorDisplay(_("Model installation failed to start.")):
-            self._install = self.logic.startModelInstall(self._catalogRows[index].name)
+            name = self._catalogRows[index].name
+            self._install = self.logic.startModelInstall(name)
+            self._install.modelName = name
             self.ui.installModelButton.enabled, self.ui.cancelModelInstallButton.enabled = False, True
             self.ui.modelInstallProgressBar.value = 0
             self._timer.start()
@@ -215,7 +217,10 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.cancelModelInstallButton.enabled = False
         if run.error:
             slicer.util.errorDisplay(_("Model installation failed: {error}").format(error=run.error))
-        self.refreshCatalog(run.error or run.text)
+        elif self._parameterNode:           # the installed model is the one Apply runs from now on
+            self._parameterNode.catalogModel = run.modelName
+            self._parameterNode.modelSource = "catalogue"
+        self.refreshCatalog(_("Installation failed: {error}").format(error=run.error) if run.error else run.text)
 
     def onPoll(self):
         self._pollCatalog()
