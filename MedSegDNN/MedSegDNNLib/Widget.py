@@ -180,9 +180,9 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         row = self._catalogRows[index] if 0 <= index < len(self._catalogRows) else None
         self.ui.catalogInfoLabel.text = panel.describe(row) if row else ""
         self.ui.installModelButton.enabled = bool(row and row.installable and self._install is None)
-        if row and self._parameterNode and userChoice:
+        if row and self._parameterNode:             # the shown model is the one 'Model: catalogue' runs
             self._parameterNode.catalogModel = row.name
-            if row.installed:
+            if row.installed and userChoice:
                 self._parameterNode.modelSource = "catalogue"
 
     def onInstallModel(self):

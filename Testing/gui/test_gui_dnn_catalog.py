@@ -166,3 +166,23 @@ def test_tampered_download_is_refused_with_one_line_in_the_panel(module_panel, s
     assert ui.installModelButton.enabled and not ui.cancelModelInstallButton.enabled
     assert widget._parameterNode.modelSource == "default"          # the selection did not change
     assert_nothing_installed(home)
+
+
+def test_installed_model_shown_first_runs_when_model_is_catalogue(module_panel, served, home):  # noqa: F811
+    """A model installed earlier (here by the CLI's install) is listed first and works offline: the
+    user only switches Model to 'catalogue' and presses Apply."""
+    from MedSegCore.catalog import install
+    install("brain")
+    served.files.clear()                                            # offline from now on
+    array, geometry, volume = _brain()
+    panel, widget, ui = _catalog_panel(module_panel)
+    assert "unavailable" in ui.catalogInfoLabel.text and "installed models still work" in ui.catalogInfoLabel.text
+    assert [ui.catalogModelComboBox.itemData(i) for i in range(ui.catalogModelComboBox.count)] == ["brain"]
+    ui.modelSourceComboBox.currentIndex = ui.modelSourceComboBox.findText("catalogue")
+    assert widget._parameterNode.modelSource == "catalogue"
+    _click(ui.applyButton)
+    _run_event_loop(lambda: widget._run is None)
+    seg = widget._parameterNode.outputSegmentation
+    assert seg is not None and "Done in" in ui.statusLabel.text, ui.statusLabel.text
+    assert all(nodes.segment_array(seg, nodes.segment_id_by_name(seg, n), volume).any()
+               for n in nodes.segment_names(seg))
