@@ -125,6 +125,8 @@ def test_catalogue_lists_installs_in_background_cancel_and_apply_by_name(module_
     assert beats > 10, "the GUI was blocked during the install"
     assert any(0 < v < 100 for v in seen), sorted(seen)
     assert ui.modelInstallProgressBar.value == 100 and not ui.cancelModelInstallButton.enabled
+    ranges = [rng for path, rng, _sent, _host in served.requests if path == "/brain.zip"]
+    assert ranges[0] is None and ranges[-1] and ranges[-1].startswith("bytes="), ranges   # resumed, as the note says
     installed = home / "models" / "brain" / "model"
     assert hashlib.sha256((installed / "model.pt").read_bytes()).digest() == \
         hashlib.sha256((Path(DEFAULT_MODEL_DIR) / "model.pt").read_bytes()).digest()
