@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from ..errors import InputError
-from . import validate
+from . import dicom_headers, dicom_series, validate
 from .atomic import atomic_path, captured_stderr  # noqa: F401 - atomic_path is part of this module's API
 from .geometry import Geometry, from_sitk, to_sitk
 
@@ -33,33 +33,14 @@ def extension(path: str) -> str:
 
 
 def _dicom_series(folder: str):
-    import SimpleITK as sitk
-
-    reader = sitk.ImageSeriesReader()
-    series = {}
-    for root, _, _ in os.walk(folder):
-        for uid in reader.GetGDCMSeriesIDs(root) or ():
-            files = reader.GetGDCMSeriesFileNames(root, uid)
-            if len(files) > len(series.get(uid, ())):
-                series[uid] = files
-    return series
+    """{series UID: slice file names} of the DICOM image series below ``folder`` (pydicom headers,
+    the same scan the series checks use)."""
+    return {uid: [s.path for s in slices] for uid, slices in dicom_headers.scan(folder).series.items()}
 
 
 def choose_dicom_series(folder: str, series_uid: str | None = None):
     """File names of one DICOM series in ``folder``: ``series_uid``, else the one with most slices."""
-    series = _dicom_series(folder)
-    if not series:
-        raise InputError(f"{folder}: folder holds no DICOM series")
-    if series_uid is not None:
-        if series_uid not in series:
-            raise InputError(f"{folder}: no series with UID {series_uid}; found: {', '.join(sorted(series))}")
-        return series[series_uid]
-    uid = max(series, key=lambda u: len(series[u]))
-    if len(series) > 1:
-        log.warning("%s: %d DICOM series found; using %s (%d slices). Choose another with --series UID: %s",
-                    folder, len(series), uid, len(series[uid]),
-                    ", ".join(f"{u} ({len(f)})" for u, f in series.items() if u != uid))
-    return series[uid]
+    return [s.path for s in dicom_headers.choose(dicom_headers.scan(folder), folder, series_uid)[1]]
 
 
 def _itk_reason(exc: RuntimeError) -> str:
@@ -69,40 +50,30 @@ def _itk_reason(exc: RuntimeError) -> str:
     return reason[:300]
 
 
-def _read_sitk(path: str, series_uid: str | None = None):
+def _read_sitk(path: str, series_uid: str | None = None, regularize: bool = False):
     import SimpleITK as sitk
 
     if not os.path.exists(path):
         raise InputError(f"{path}: no such file or folder")
-    is_file = not os.path.isdir(path)
-    if is_file:
-        validate.check_image_file(path)        # truncation, lies, NaN: before ITK reads it
+    if os.path.isdir(path):                  # DICOM series: checked from their headers first
+        return dicom_series.read_series(path, series_uid, regularize)
+    validate.check_image_file(path)          # truncation, lies, NaN: before ITK reads it
     failure = None
-    if not is_file:                          # DICOM series: read as before (their checks live with them)
-        with captured_stderr():             # GDCM's "No Series were found" before our one line
-            files = choose_dicom_series(path, series_uid)
-        reader = sitk.ImageSeriesReader()
-        reader.SetFileNames(files)
+    with captured_stderr() as noise:         # ITK/niftilib print to the C stderr; say it once, in one line
         try:
-            return reader.Execute()
+            image = sitk.ReadImage(path)
         except RuntimeError as exc:
             failure = exc
-    else:
-        with captured_stderr() as noise:     # ITK/niftilib print to the C stderr; say it once, in one line
-            try:
-                image = sitk.ReadImage(path)
-            except RuntimeError as exc:
-                failure = exc
-        if failure is None:
-            text = " ".join(ln.strip() for ln in (noise[0] if noise else "").splitlines() if ln.strip()
-                            and not ln.startswith("WARNING: In "))
-            if text:
-                log.warning("%s: ITK: %s", path, text[:300])
-            return image
+    if failure is None:
+        text = " ".join(ln.strip() for ln in (noise[0] if noise else "").splitlines() if ln.strip()
+                        and not ln.startswith("WARNING: In "))
+        if text:
+            log.warning("%s: ITK: %s", path, text[:300])
+        return image
     reason = _itk_reason(failure)
     if "orthonormal" in reason:
         raise InputError(validate.describe_direction_error(path)) from None
-    if is_file and validate.kind(path) == "nifti" and validate.nifti_header(path).get("version") == 2:
+    if validate.kind(path) == "nifti" and validate.nifti_header(path).get("version") == 2:
         raise InputError(f"{path}: NIfTI-2 files cannot be read by ITK (and Slicer); save the image as NIfTI-1") from None
     raise InputError(f"{path}: cannot read image (unreadable, truncated or unsupported): {reason}") from None
 
@@ -142,10 +113,12 @@ def sitk_to_volume(image, source: str = "image"):
     return array, from_sitk(image)
 
 
-def read_volume(path: str, series_uid: str | None = None):
-    """Read a scalar 3D volume (file or DICOM folder) as (KJI array, Geometry in RAS)."""
+def read_volume(path: str, series_uid: str | None = None, regularize: bool = False):
+    """Read a scalar 3D volume (file or DICOM folder) as (KJI array, Geometry in RAS).  A DICOM
+    series is checked first (dicom_series); ``regularize`` resamples an irregular one (missing
+    slices, uneven spacing, gantry tilt) onto a regular grid instead of refusing it."""
     path = str(path)
-    return sitk_to_volume(_read_sitk(path, series_uid), path)
+    return sitk_to_volume(_read_sitk(path, series_uid, regularize), path)
 
 
 def write_volume(array: np.ndarray, geometry: Geometry, path: str, compress: bool = True) -> None:
