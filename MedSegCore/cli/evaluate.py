@@ -14,7 +14,7 @@ from ..image import io
 from ..image.resample import resample
 from ..image.atomic import check_folder_creatable, transaction, write_error
 from ..errors import InputError, MedSegError, OutputError, ParameterError
-from .common import check_output
+from .common import REGULARIZE_HELP, check_output
 
 log = logging.getLogger("medseg")
 COLUMNS = [("dice", "Dice"), ("iou", "IoU"), ("precision", "Prec"), ("recall", "Recall"),
@@ -38,6 +38,7 @@ def add_parser(sub):
     p.add_argument("--json", metavar="FILE", help="write all rows (and the summary) as JSON")
     p.add_argument("--csv", metavar="FILE", help="write all rows as CSV")
     p.add_argument("--image", metavar="VOLUME", help="greyscale image for --overlay/--report (default: none)")
+    p.add_argument("--regularize", action="store_true", help="--image: " + REGULARIZE_HELP)
     p.add_argument("--overlay", metavar="PNG", help="montage: agreement, false positives, false negatives")
     p.add_argument("--report", metavar="DIR", help="write a self-contained HTML report (index.html) into DIR")
     p.add_argument("--no-distances", action="store_true", help="skip Hausdorff/HD95/ASSD")
@@ -142,7 +143,7 @@ def run(args) -> int:
         folder, other = (args.pred, args.gt) if os.path.isdir(args.pred) else (args.gt, args.pred)
         if os.path.exists(other):
             raise ParameterError(f"{folder} is a folder but {other} is a file; give two files or two folders")
-    image = io.read_volume(args.image) if args.image else None      # a bad image fails before any work
+    image = io.read_volume(args.image, regularize=args.regularize) if args.image else None   # fails before any work
     folders = os.path.isdir(args.pred) and os.path.isdir(args.gt)
     cases = labels.pair_folders(args.pred, args.gt) if folders else [("", args.pred, args.gt)]
     rows, timings, last, failed = evaluate_cases(cases, mapping, args)

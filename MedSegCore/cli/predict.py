@@ -9,6 +9,7 @@ import sys
 
 from ..errors import ParameterError
 from ..image.atomic import check_folder_creatable, check_output_folder
+from .common import REGULARIZE_HELP
 
 log = logging.getLogger("medseg")
 
@@ -58,6 +59,7 @@ def add_parser(sub):
                    help="also write OUT/<case>.dcm, a DICOM SEG referencing the case's DICOM series "
                         "(DICOM series inputs only; needs highdicom)")
     o.add_argument("--overwrite", action="store_true", help="redo cases whose .seg.nrrd exists")
+    p.add_argument("--regularize", action="store_true", help=REGULARIZE_HELP)
     o.add_argument("--timings", metavar="CSV", help="append per-case timings here (default: OUT/timings.csv)")
     p.set_defaults(func=run)
 
@@ -162,7 +164,8 @@ def run(args) -> int:
     if channels is not None and len(channels) != card.in_channels:
         raise ParameterError(f"--channels gives {len(channels)} suffix(es) but model {card.name!r} "
                              f"has {card.in_channels} input channel(s)")
-    options = batch.BatchOptions(out, popts, args.labelmap, args.overlay, args.overwrite, timings, args.dicom_seg)
+    options = batch.BatchOptions(out, popts, args.labelmap, args.overlay, args.overwrite, timings, args.dicom_seg,
+                                 regularize=args.regularize)
     batch.check_plan(cases, card.labels, options, None if args.model == "default" else args.model)
     os.makedirs(out, exist_ok=True)
 

@@ -11,7 +11,7 @@ from ..mrml import dicom_export, nodes, segment_ops
 from ..evaluation import overlay
 from ..threshold import presets, engine, options
 from ..errors import ParameterError
-from .common import check_output, parse_color, to_rgb255
+from .common import REGULARIZE_HELP, check_output, parse_color, to_rgb255
 
 log = logging.getLogger("medseg")
 OUTPUTS = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".dcm")
@@ -56,6 +56,7 @@ def add_parser(sub):
     o.add_argument("--allow-empty", action="store_true", help="write an empty segment instead of failing")
     o.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--series", metavar="UID", help="DICOM series to read when the folder holds several")
+    p.add_argument("--regularize", action="store_true", help=REGULARIZE_HELP)
     p.set_defaults(func=run)
 
 
@@ -99,7 +100,7 @@ def run(args) -> int:
             dicom_seg.check_seg_input(args.input, path)
     if args.overlay:
         check_output(args.overlay, (".png",), args.overwrite, "overlay", inputs=inputs)
-    volume = nodes.read_volume_node(args.input, series_uid=args.series)
+    volume = nodes.read_volume_node(args.input, series_uid=args.series, regularize=args.regularize)
     geometry = nodes.geometry_of(volume)
     if any(dicom_seg.is_seg_path(path) for path in outputs):
         dicom_source.series_slices(args.input, geometry, args.series)    # refuse before any work

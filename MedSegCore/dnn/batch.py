@@ -46,6 +46,7 @@ class BatchOptions:
     overwrite: bool = False
     timings_csv: str | None = None
     dicom_seg: bool = False            # also OUT/<case>.dcm, a DICOM SEG on the case's DICOM series
+    regularize: bool = False           # irregular DICOM series: resample (io.read_volume) instead of failing
 
 
 @dataclass
@@ -292,7 +293,7 @@ def run_case(case: Case, model, options: BatchOptions, progress=None, cancel=Non
             raise InputError(f"model {card.name!r} needs {card.in_channels} input channel(s){names}, "
                              f"the case has {len(case.sources)}; group channel files with --channels")
         report(0.0, "reading")
-        inputs = [io.read_volume(path, uid) for path, uid in case.sources]
+        inputs = [io.read_volume(path, uid, options.regularize) for path, uid in case.sources]
         timings["read"] = time.perf_counter() - t0
         pred = predict(inputs, model, options.predict, progress=report, cancel=cancel)
         messages = pred.messages

@@ -196,8 +196,8 @@ def irregularities(lay: Layout, folder: str) -> list:
 
 
 def _hint(kind: str) -> str:
-    return {"missing": "interpolate across the gap", "nonuniform": "resample onto equally spaced slices",
-            "tilt": "resample onto a grid perpendicular to the slices"}[kind]
+    return {"missing": "interpolates across the gap", "nonuniform": "resamples onto equally spaced slices",
+            "tilt": "resamples onto a grid perpendicular to the slices"}[kind]
 
 
 def read_series(folder: str, series_uid: str | None = None, regularize: bool = False):
@@ -218,7 +218,7 @@ def read_series(folder: str, series_uid: str | None = None, regularize: bool = F
     defects = [p for p in problems if p.kind != "jitter"]
     if defects and not regularize:
         p = defects[0]
-        raise InputError(f"{folder}: {p.text}; regularize (--regularize) to {_hint(p.kind)}")
+        raise InputError(f"{folder}: {p.text}; --regularize {_hint(p.kind)}")
     files = [s.path for s in lay.slices]
     image = _read_files(files)
     _check_axes(image, lay, folder)

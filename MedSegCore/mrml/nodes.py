@@ -77,11 +77,13 @@ def add_volume_node(array: np.ndarray, geometry: Geometry, name: str = "Volume",
     return node
 
 
-def read_volume_node(path: str, name: str | None = None, series_uid: str | None = None):
-    """Read a volume file or DICOM folder into a new scalar volume node (validated, exact geometry)."""
+def read_volume_node(path: str, name: str | None = None, series_uid: str | None = None,
+                     regularize: bool = False):
+    """Read a volume file or DICOM folder into a new scalar volume node (validated, exact geometry;
+    ``regularize``: see ``io.read_volume``)."""
     import os
 
-    array, geometry = io.read_volume(path, series_uid)
+    array, geometry = io.read_volume(path, series_uid, regularize)
     if name is None:
         base = os.path.basename(os.path.normpath(str(path)))
         name = base[:-len(io.extension(base))] if io.extension(base) else base
