@@ -22,7 +22,7 @@ for _dir in (os.path.dirname(os.path.abspath(__file__)), os.path.dirname(os.path
 
 from MedSegCore.mrml import evaluation_tables, nodes  # noqa: E402
 from MedSegCore.dnn import PredictOptions  # noqa: E402
-from MedSegCore.mrml import predictions
+from MedSegCore.mrml import acquisition, predictions
 from MedSegCore.errors import MedSegError  # noqa: E402
 from MedSegDNNLib.SelfTest import MedSegDNNTest  # noqa: E402,F401  (Slicer finds <Module>Test here)
 from MedSegDNNLib.Widget import MedSegDNNWidget  # noqa: E402,F401  (Slicer finds <Module>Widget here)
@@ -57,6 +57,7 @@ class MedSegDNNParameterNode:
     overlap: Annotated[float, WithinRange(0.0, 0.95)] = 0.25
     swBatch: Annotated[int, WithinRange(1, 64)] = 4
     blend: Annotated[str, Choice(["gaussian", "constant"])] = "gaussian"
+    regularizeGeometry: bool = False
     probabilities: bool = False
     largestComponent: bool = False
     fillHoles: bool = False
@@ -109,11 +110,17 @@ class MedSegDNNLogic(ScriptedLoadableModuleLogic):  # noqa: F405
                               fill_holes=p.fillHoles)
 
     @staticmethod
-    def inputs(volumeNodes) -> list:
-        """(array, Geometry) of each input volume (one per model input channel)."""
+    def volumesToSegment(volumeNodes, regularize=False) -> list:
+        """The input volumes, each refused if it lies under Slicer's DICOM acquisition (non-linear)
+        transform, or with ``regularize`` replaced by a copy resampled onto a regular grid."""
         if not volumeNodes or any(v is None for v in volumeNodes):
             raise MedSegError("select an input volume")
-        return [nodes.volume_array(v) for v in volumeNodes]
+        return [acquisition.volume_to_segment(v, regularize) for v in volumeNodes]
+
+    @staticmethod
+    def inputs(volumeNodes) -> list:
+        """(array, Geometry) of each input volume (one per model input channel)."""
+        return [nodes.volume_array(v) for v in MedSegDNNLogic.volumesToSegment(volumeNodes)]
 
     def memoryEstimateText(self, volumeNode, model, options) -> str:
         from MedSegCore.dnn import card as cards, estimate_memory, resolve_device
@@ -143,10 +150,13 @@ class MedSegDNNLogic(ScriptedLoadableModuleLogic):  # noqa: F405
         process.start(name)
         return process
 
-    def segment(self, volumeNodes, model="default", options=None, segmentationNode=None, progress=None, cancel=None):
-        """Synchronous run in this process: returns (segmentation node, Prediction)."""
+    def segment(self, volumeNodes, model="default", options=None, segmentationNode=None, progress=None, cancel=None,
+                regularize=False):
+        """Synchronous run in this process: returns (segmentation node, Prediction).  ``regularize``:
+        see :meth:`volumesToSegment`."""
         from MedSegCore.dnn import predict
 
+        volumeNodes = self.volumesToSegment(volumeNodes, regularize)
         inputs = self.inputs(volumeNodes)
         prediction = predict(inputs, model, options or PredictOptions(), progress=progress, cancel=cancel)
         segmentationNode = self._write(prediction.labelmap, prediction.labels, prediction.probabilities,

@@ -25,7 +25,7 @@ for _dir in (os.path.dirname(os.path.abspath(__file__)), os.path.dirname(os.path
         sys.path.append(_dir)
 
 from MedSegCore.threshold import presets, engine, options  # noqa: E402
-from MedSegCore.mrml import segment_ops
+from MedSegCore.mrml import acquisition, segment_ops
 from MedSegCore.errors import MedSegError  # noqa: E402
 from SegmentEditorMedSegThresholdLib import EFFECT_SOURCE, registerEffect  # noqa: E402,F401
 from SegmentEditorMedSegThresholdLib.HistogramView import HistogramView  # noqa: E402
@@ -74,6 +74,7 @@ class MedSegThresholdParameterNode:
     method: Annotated[str, Choice(METHODS)] = "otsu"
     levels: Annotated[int, WithinRange(2, 5)] = 3
     invert: bool = False
+    regularizeGeometry: bool = False
     maskSegmentation: vtkMRMLSegmentationNode
     maskSegmentName: str = ""
     maskFile: str = ""
@@ -206,7 +207,8 @@ class MedSegThresholdWidget(ScriptedLoadableModuleWidget, VTKObservationMixin): 
             output, results = self.logic.apply(
                 p.inputVolume, self.logic.parametersFromNode(p), p.outputSegmentation,
                 maskSegmentation=p.maskSegmentation, maskSegmentName=p.maskSegmentName or None,
-                maskFile=p.maskFile or None, copyMask=p.copyMaskAsSegment, replace=p.replaceExisting)
+                maskFile=p.maskFile or None, copyMask=p.copyMaskAsSegment, replace=p.replaceExisting,
+                regularize=p.regularizeGeometry)
             p.outputSegmentation = output
             self.ui.resultLabel.text = "\n".join(
                 f"{r.name}: {r.lower:g} .. {r.upper:g} → {r.voxels} voxels, {r.volume_ml:.2f} mL" for r in results)
@@ -230,14 +232,17 @@ class MedSegThresholdLogic(ScriptedLoadableModuleLogic):  # noqa: F405
             cleanup=engine.CleanupOptions(p.largestComponent, p.minSizeMm3, p.fillHoles, p.perSlice))
 
     def apply(self, volumeNode, params: engine.ThresholdParameters, segmentationNode=None,
-              maskSegmentation=None, maskSegmentName=None, maskFile=None, copyMask=False, replace=False):
+              maskSegmentation=None, maskSegmentName=None, maskFile=None, copyMask=False, replace=False,
+              regularize=False):
         """Threshold ``volumeNode`` into ``segmentationNode`` (a new node if None).
 
         The region of interest is a segment of ``maskSegmentation`` (all its segments if no name)
         or a mask file; ``copyMask`` also writes the mask in as segment "Mask".  Only the written
-        segments change.  Returns (segmentation node, results)."""
+        segments change.  A volume under Slicer's DICOM acquisition (non-linear) transform is refused,
+        or with ``regularize`` resampled onto a regular grid first.  Returns (segmentation node, results)."""
         if volumeNode is None:
             raise MedSegError("select an input volume")
+        volumeNode = acquisition.volume_to_segment(volumeNode, regularize)
         roi = None
         if maskSegmentation is not None and maskFile:
             raise MedSegError("choose a mask segmentation or a mask file, not both")

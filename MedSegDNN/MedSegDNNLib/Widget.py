@@ -23,6 +23,7 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._run = None
+        self._runVolume = None
         self._timer = None
         self._training = None
         self._curve = (None, None)
@@ -127,7 +128,8 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 install_in_slicer(self._confirm)
             status = dependencies.status()
             self.ui.dependencyLabel.text = status.message()
-            self._run = self.logic.startSegmentation([p.inputVolume], self.logic.modelFromNode(p),
+            self._runVolume = self.logic.volumesToSegment([p.inputVolume], p.regularizeGeometry)[0]
+            self._run = self.logic.startSegmentation([self._runVolume], self.logic.modelFromNode(p),
                                                      self.logic.optionsFromNode(p))
             self.ui.statusLabel.text = self.logic.memoryEstimateText(p.inputVolume, self.logic.modelFromNode(p),
                                                                      self.logic.optionsFromNode(p))
@@ -241,7 +243,7 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyButton.enabled, self.ui.cancelButton.enabled = True, False
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("Segmentation failed."), waitCursor=True):
-            segmentation, messages = self.logic.finishSegmentation(run, p.inputVolume, p.outputSegmentation,
+            segmentation, messages = self.logic.finishSegmentation(run, self._runVolume, p.outputSegmentation,
                                                                     p.probabilities)
             p.outputSegmentation = segmentation
             self.ui.statusLabel.text = "\n".join(messages + [f"Done in {run.elapsed():.1f} s."])
