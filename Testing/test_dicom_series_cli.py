@@ -79,7 +79,7 @@ REFUSED = [
     ("info-garbage", "garbage slice", ["info", "{in}"], ["slice_004.dcm", "not a valid DICOM file"]),
     ("info-empty-slice", "empty slice", ["info", "{in}"], ["slice_004.dcm", "file is empty"]),
     ("info-no-position", "no position", ["info", "{in}"], ["slice_003.dcm (instance 3)", "no ImagePositionPatient"]),
-    ("info-mixed-orientation", "mixed orientation", ["info", "{in}"], ["more than one orientation",
+    ("info-mixed-orientation", "mixed orientation", ["info", "{in}"], ["slices have 2 orientations",
                                                                        "slice_006.dcm (instance 6)"]),
     ("info-non-orthogonal", "non-orthogonal", ["info", "{in}"], ["not two orthogonal unit vectors"]),
     ("info-mixed-spacing", "mixed pixel spacing", ["info", "{in}"], ["different pixel spacing", "slice_002.dcm"]),

@@ -94,8 +94,13 @@ def check_consistent(slices, folder: str, unreadable=()) -> None:
                          f"vectors ({', '.join(f'{v:g}' for v in ref)})")
     odd = [s for s in slices if not np.allclose(s.orientation, ref, rtol=0, atol=ORIENTATION_EPSILON)]
     if odd:
-        raise InputError(f"{folder}: slices have more than one orientation (ImageOrientationPatient): "
-                         f"{_names(odd)} differ{'s' if len(odd) == 1 else ''} from {slices[0].name} "
+        kinds = []
+        for s in slices:        # Slicer groups orientations the same way (orientationEpsilon)
+            if not any(np.allclose(s.orientation, k, rtol=0, atol=ORIENTATION_EPSILON) for k in kinds):
+                kinds.append(s.orientation)
+        raise InputError(f"{folder}: slices have {len(kinds)} orientations (ImageOrientationPatient; a localizer "
+                         f"or several stacks in one series): {_names(odd)} differ{'s' if len(odd) == 1 else ''} "
+                         f"from {slices[0].name} "
                          f"({', '.join(f'{v:g}' for v in ref)} vs {', '.join(f'{v:g}' for v in odd[0].orientation)})")
     spacings = [s for s in slices if s.pixel_spacing is not None]
     if spacings:
