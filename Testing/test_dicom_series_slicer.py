@@ -110,6 +110,15 @@ def test_threshold_logic_refuses_or_regularizes_slicers_acquisition_transform(tm
     assert np.allclose(mine_geometry.direction_matrix, geometry.direction_matrix, atol=1e-6)
 
 
+def test_acquisition_transform_within_jitter_tolerance_is_only_warned_about(tmp_path, threshold_logic, caplog):
+    write_series(str(tmp_path), G, positions_lps=defect_positions("jitter", G))
+    volume, max_error = slicer_dicom_load(tmp_path)
+    assert 1e-3 < max_error < 0.1
+    segmentation, results = threshold_logic.apply(volume, engine.ThresholdParameters(lower=-1e6, name="All"))
+    assert "which moves its slices up to 0.0" in caplog.text and "within tolerance 0.135 mm" in caplog.text
+    assert results[0].voxels == G.size[0] * G.size[1] * G.size[2]
+
+
 def test_dnn_logic_refuses_or_regularizes_the_input(tmp_path):
     slicer_harness.load_module("MedSegDNN")
     import MedSegDNN
