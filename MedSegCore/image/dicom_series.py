@@ -84,6 +84,8 @@ def check_consistent(slices, folder: str, unreadable=()) -> None:
                          f"(rows x columns), but {_names(odd)} {'is' if len(odd) == 1 else 'are'} "
                          f"{'/'.join(f'{k[0]}x{k[1]}' for k, _ in others)}")
     missing = [s for s in slices if s.position is None or s.orientation is None]
+    if missing and len(slices) == 1:
+        return                          # one image without geometry: read_series warns
     if missing:
         raise InputError(f"{folder}: {_names(missing)} {'has' if len(missing) == 1 else 'have'} no "
                          "ImagePositionPatient/ImageOrientationPatient; the slices cannot be placed")
@@ -218,6 +220,10 @@ def read_series(folder: str, series_uid: str | None = None, regularize: bool = F
     if any(s.frames > 1 for s in slices):
         raise InputError(f"{folder}: series {uid} mixes {len(slices)} multi-frame files; read one file at a time")
     check_consistent(slices, folder, unreadable)
+    if len(slices) == 1 and (slices[0].position is None or slices[0].orientation is None):
+        log.warning("%s: %s has no ImagePositionPatient/ImageOrientationPatient, so its place in the patient is "
+                    "unknown; read at the origin with identity axes, as SimpleITK does", folder, slices[0].name)
+        return _read_files([slices[0].path])
     lay = layout(slices)
     problems = irregularities(lay, folder)
     defects = [p for p in problems if p.kind != "jitter"]
