@@ -175,3 +175,23 @@ def test_irregular_series_read_with_a_warning(tmp_path, case, builder, args, war
     if args[0] == "threshold":
         labels, g = io.read_volume(os.path.join(out, "t.nii.gz"))
         assert g.size == (20, 16, 8) and int(labels.sum()) == labels.size      # every voxel >= -30000
+
+
+def test_regularize_with_a_dicom_seg_output_is_refused_before_reading(tmp_path):
+    series, out = prepare(tmp_path, "tilt")
+    before = snapshot(out)
+    result = medseg(["threshold", series, "--regularize", "-o", os.path.join(out, "t.dcm"), "--lower", "0"],
+                    str(tmp_path))
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert "--regularize cannot be combined with a DICOM SEG output" in lines[0]
+    assert snapshot(out) == before
+
+
+def test_predict_plan_refuses_dicom_seg_with_regularize(tmp_path):
+    from MedSegCore.dnn import batch
+    from MedSegCore.errors import ParameterError
+
+    options = batch.BatchOptions(str(tmp_path / "out"), dicom_seg=True, regularize=True)
+    with pytest.raises(ParameterError, match="--dicom-seg with --regularize"):
+        batch.check_plan([], [], options)

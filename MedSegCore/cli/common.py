@@ -10,6 +10,9 @@ from ..errors import OutputError, ParameterError
 
 REGULARIZE_HELP = ("resample an irregular DICOM series (missing slices, uneven spacing, gantry tilt) onto a "
                    "regular grid instead of refusing it; a warning says what was done")
+REGULARIZE_SEG_CONFLICT = ("--regularize cannot be combined with a DICOM SEG output: a SEG's frames refer to the "
+                           "source slices one by one, and regularizing resamples them onto other slices; write "
+                           ".seg.nrrd or NIfTI instead, or drop --regularize")
 
 
 def parse_color(text: str | None):

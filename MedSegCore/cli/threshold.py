@@ -11,7 +11,7 @@ from ..mrml import dicom_export, nodes, segment_ops
 from ..evaluation import overlay
 from ..threshold import presets, engine, options
 from ..errors import ParameterError
-from .common import REGULARIZE_HELP, check_output, parse_color, to_rgb255
+from .common import REGULARIZE_HELP, REGULARIZE_SEG_CONFLICT, check_output, parse_color, to_rgb255
 
 log = logging.getLogger("medseg")
 OUTPUTS = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".dcm")
@@ -94,6 +94,8 @@ def run(args) -> int:
         raise ParameterError("--mask-segment needs --mask")
     inputs = {"input": args.input, "mask": args.mask}
     outputs = list(dict.fromkeys(args.output))
+    if args.regularize and any(dicom_seg.is_seg_path(path) for path in outputs):
+        raise ParameterError(REGULARIZE_SEG_CONFLICT)
     for path in outputs:
         check_output(path, OUTPUTS, args.overwrite, inputs=inputs)
         if dicom_seg.is_seg_path(path):

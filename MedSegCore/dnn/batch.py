@@ -193,6 +193,9 @@ def plan_outputs(name: str, labels, options: BatchOptions) -> dict:
 def check_plan(cases, labels, options: BatchOptions, model_source: str | None = None) -> None:
     """Refuse outputs (and the timings CSV) that would overwrite an input, the model or another
     case's output, and DICOM SEG outputs for cases that are not DICOM series."""
+    if options.dicom_seg and options.regularize:
+        raise ParameterError("--dicom-seg with --regularize: a SEG's frames refer to the source slices one by one, "
+                             "and regularizing resamples them onto other slices; drop one of the two")
     if options.dicom_seg:
         from ..image import dicom_seg
 
