@@ -39,8 +39,12 @@ def _dicom_series(folder: str):
 
 
 def choose_dicom_series(folder: str, series_uid: str | None = None):
-    """File names of one DICOM series in ``folder``: ``series_uid``, else the one with most slices."""
-    return [s.path for s in dicom_headers.choose(dicom_headers.scan(folder), folder, series_uid)[1]]
+    """File names of one DICOM series in ``folder``: ``series_uid``, else the one with most slices;
+    in the volume's K order (along the slice normal) where every slice has a position."""
+    slices = dicom_headers.choose(dicom_headers.scan(folder), folder, series_uid)[1]
+    if len(slices) > 1 and all(s.position is not None and s.orientation is not None for s in slices):
+        slices = dicom_series.layout(slices).slices
+    return [s.path for s in slices]
 
 
 def _itk_reason(exc: RuntimeError) -> str:
