@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
+from .atomic import captured_stderr
 from .dicom_headers import choose, scan
 
 log = logging.getLogger("medseg")
@@ -266,7 +267,12 @@ def _read_files(files):
     reader.SetFileNames(list(files))
     reader.SetSpacingWarningRelThreshold(1e9)     # spacing was checked above; ITK's text is not one line
     try:
-        return reader.Execute()
+        with captured_stderr() as noise:           # GDCM prints to the C stderr; the error says it in one line
+            image = reader.Execute()
+        text = " ".join(ln.strip() for ln in (noise[0] if noise else "").splitlines() if ln.strip())
+        if text:
+            log.debug("%s: GDCM: %s", os.path.dirname(files[0]), text[:300])
+        return image
     except RuntimeError as exc:
         lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
         reason = next((ln for ln in lines if "rror" in ln or "annot" in ln), lines[-1] if lines else "")
