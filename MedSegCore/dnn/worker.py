@@ -31,7 +31,7 @@ def run(request_path: str) -> int:
         options = PredictOptions(**request.get("options", {}))
         result = predict(inputs, request.get("model", "default"), options,
                          progress=lambda fraction, text: _emit(progress=round(float(fraction), 4), text=text))
-        geometry = inputs[0][1]
+        geometry = result.geometry or inputs[0][1]
         io.write_volume(result.labelmap, geometry, os.path.join(out, "labelmap.nrrd"))
         probability_files = {}
         for i, (name, array) in enumerate((result.probabilities or {}).items()):
