@@ -142,3 +142,33 @@ def test_cli_channel_names_must_match_channel_def(tmp_path, capsys):
     assert "'PD' is not a channel" in capsys.readouterr().err
     assert main(args + ["--channels", "_a,_b"]) == 2
     assert "gives 2 suffix(es) but model" in capsys.readouterr().err
+
+
+def test_panel_logic_asks_trust_and_runs_a_multichannel_bundle_in_its_worker_process(tmp_path):
+    import slicer_harness
+    from MedSegCore.dnn import PredictOptions, predict
+    from MedSegCore.mrml import nodes
+
+    slicer_harness.load_module("MedSegDNN")
+    import MedSegDNN
+
+    logic = MedSegDNN.MedSegDNNLogic()
+    folder = bf.write_bundle(tmp_path, "brats", seed=2)
+    assert logic.channelNames(folder) == ["T1c", "T1", "T2", "FLAIR"] and logic.channelNames("default") == []
+    question = logic.bundleTrustQuestion(folder)
+    info = bundle_info(folder)
+    assert all(text in question for text in (info.name, info.version, info.authors, info.sha256))
+    logic.trustBundle(folder)
+    assert logic.bundleTrustQuestion(folder) is None
+    g = bf.lps_oblique_geometry()
+    arrays = [bf.test_volume(g, seed=c, offset=1100) for c in range(4)]
+    volumes = [nodes.add_volume_node(a, g, name) for a, name in zip(arrays, ["T1c", "T1", "T2", "FLAIR"])]
+    run = logic.startSegmentation(volumes, folder, PredictOptions(device="cpu"))
+    run.wait(timeout=600)
+    segmentation, messages = logic.finishSegmentation(run, volumes[0])
+    assert any("its own pipeline" in m for m in messages)
+    assert nodes.segment_names(segmentation) == ["Tumor core", "Whole tumor", "Enhancing tumor"]
+    expected = predict([(a, g) for a in arrays], load_bundle(folder), PredictOptions(device="cpu")).labelmap
+    for name, value in (("Tumor core", 1), ("Whole tumor", 2), ("Enhancing tumor", 4)):
+        mask = nodes.segment_array(segmentation, nodes.segment_id_by_name(segmentation, name), volumes[0])
+        assert np.array_equal(mask, expected == value) and mask.any()

@@ -40,7 +40,7 @@ def run(request_path: str) -> int:
             probability_files[name] = path
         summary = {"labels": [asdict(lab) for lab in result.labels], "messages": result.messages,
                    "timings": result.timings, "probabilities": probability_files,
-                   "model": [result.model_name, result.model_version]}
+                   "model": [result.model_name, result.model_version], "own_grid": result.geometry is not None}
         with io.atomic_path(os.path.join(out, "result.json")) as tmp, open(tmp, "w", encoding="utf-8") as f:
             json.dump(summary, f)
     except MedSegError as exc:

@@ -10,8 +10,8 @@ MedSeg supplies the volume in memory (:mod:`.reader`) and writes the result.  A 
 code, so the first run of each bundle must be trusted (:mod:`.trust`).  Interactive bundles
 (deepedit, vista3d) are refused.  Importing this package does not import torch or MONAI.
 """
-from .config import BundleInfo, bundle_info, content_hash, interactive_reason, is_bundle
-from .trust import UntrustedBundleError, is_trusted, medseg_home, remember
+from .config import BundleInfo, bundle_info, content_hash, input_channel_names, interactive_reason, is_bundle
+from .trust import UntrustedBundleError, is_trusted, medseg_home, question_for, remember, trust_question
 
 
 def load_bundle(folder, device="cpu", trust=None):
@@ -21,5 +21,6 @@ def load_bundle(folder, device="cpu", trust=None):
     return _load(folder, device, trust)
 
 
-__all__ = ["BundleInfo", "bundle_info", "content_hash", "interactive_reason", "is_bundle", "load_bundle",
-           "UntrustedBundleError", "is_trusted", "medseg_home", "remember"]
+__all__ = ["BundleInfo", "bundle_info", "content_hash", "input_channel_names", "interactive_reason", "is_bundle",
+           "load_bundle", "UntrustedBundleError", "is_trusted", "medseg_home", "question_for", "remember",
+           "trust_question"]

@@ -63,6 +63,17 @@ def read_metadata(folder) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+def input_channel_names(folder) -> list:
+    """Names of the bundle's input channels from metadata.json (channel_def), in channel order."""
+    inputs = ((read_metadata(folder).get("network_data_format") or {}).get("inputs") or {})
+    fmt = next(iter(inputs.values()), {}) if isinstance(inputs, dict) else {}
+    names = {}
+    for k, v in (fmt.get("channel_def") or {}).items():
+        if str(k).isdigit():
+            names[int(k)] = str(v)
+    return [names[k] for k in sorted(names)]
+
+
 def content_hash(folder) -> str:
     """sha256 over the relative path and bytes of every file of the bundle (outputs, caches and
     hidden files left out), in sorted order: any change to configs, scripts or weights changes it."""

@@ -71,3 +71,19 @@ def require(info, trust: bool | None) -> None:
         f"MONAI bundle {info.describe()} has not been trusted yet: its config runs Python code. If you trust "
         f"its source, run again with --trust-bundle (or set {ENV_TRUST}=1); MedSeg then remembers this "
         f"bundle (by its content hash) in {store_path()}.")
+
+
+def trust_question(info) -> str:
+    """The confirmation the MedSegDNN panel shows before a bundle's first run."""
+    return (f"The MONAI bundle\n\n  {info.name}\n  version {info.version}\n  by {info.authors or 'unknown authors'}\n"
+            f"  content hash (sha256) {info.sha256}\n  in {info.folder}\n\nhas not been run before. Its config "
+            "contains Python code that runs with your permissions. Run it only if you trust its source.\n\n"
+            "Trust this bundle? (MedSeg remembers the answer for exactly these files.)")
+
+
+def question_for(folder) -> str | None:
+    """None if the bundle in ``folder`` is trusted, else :func:`trust_question` for it."""
+    from .config import bundle_info
+
+    info = bundle_info(folder)
+    return None if is_trusted(info) else trust_question(info)
