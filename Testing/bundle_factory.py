@@ -312,7 +312,7 @@ def _recentre(net, n_in, seed):
 
     last = [m for m in net.modules() if isinstance(m, (torch.nn.Conv3d, torch.nn.ConvTranspose3d))][-1]
     g = torch.Generator().manual_seed(seed)
-    x = torch.nn.functional.avg_pool3d(torch.randn(1, n_in, 40, 40, 40, generator=g), 5, 1, 2)
+    x = torch.nn.functional.avg_pool3d(torch.randn(1, n_in, 48, 48, 48, generator=g), 5, 1, 2)
     x = x / x.std()
     net.eval()
     with torch.no_grad():
@@ -331,20 +331,26 @@ def _recentre(net, n_in, seed):
 
 def write_bundle(root, kind: str, seed: int = 0, yaml: bool | None = None) -> str:
     """Write test bundle ``kind`` (see KINDS) into ``root``; returns the folder."""
+    config, meta = KINDS[kind]()
+    return write_config_bundle(os.path.join(str(root), kind), config, meta, seed,
+                               (kind == "pancreas") if yaml is None else yaml,
+                               scripts=kind in ("renal", "wholebrain"), wrapped=kind == "prostate")
+
+
+def write_config_bundle(folder: str, config: dict, meta: dict, seed: int = 0, yaml: bool = False,
+                        scripts: bool = False, wrapped: bool = False) -> str:
+    """Write a bundle folder from a config and metadata, with seeded weights (``{"model": ...}`` if wrapped)."""
     import torch
 
-    config, meta = KINDS[kind]()
-    folder = os.path.join(str(root), kind)
     os.makedirs(os.path.join(folder, "configs"), exist_ok=True)
     os.makedirs(os.path.join(folder, "models"), exist_ok=True)
-    if kind in ("renal", "wholebrain"):
+    if scripts:
         os.makedirs(os.path.join(folder, "scripts", "networks"), exist_ok=True)
         for f in ("scripts/__init__.py", "scripts/networks/__init__.py"):
             open(os.path.join(folder, f), "w").close()
         with open(os.path.join(folder, "scripts", "networks", "tiny.py"), "w") as f:
             f.write(textwrap.dedent(SCRIPT_NET))
-    use_yaml = (kind == "pancreas") if yaml is None else yaml
-    if use_yaml:
+    if yaml:
         import yaml as pyyaml
 
         with open(os.path.join(folder, "configs", "inference.yaml"), "w") as f:
@@ -359,7 +365,7 @@ def write_bundle(root, kind: str, seed: int = 0, yaml: bool | None = None) -> st
     n_in = meta["network_data_format"]["inputs"]["image"]["num_channels"]
     _recentre(net, n_in, seed)
     state = net.state_dict()
-    torch.save({"model": state} if kind == "prostate" else state, os.path.join(folder, "models", "model.pt"))
+    torch.save({"model": state} if wrapped else state, os.path.join(folder, "models", "model.pt"))
     return folder
 
 
