@@ -172,3 +172,17 @@ def test_panel_logic_asks_trust_and_runs_a_multichannel_bundle_in_its_worker_pro
     for name, value in (("Tumor core", 1), ("Whole tumor", 2), ("Enhancing tumor", 4)):
         mask = nodes.segment_array(segmentation, nodes.segment_id_by_name(segmentation, name), volumes[0])
         assert np.array_equal(mask, expected == value) and mask.any()
+
+
+def test_cancel_and_bundles_without_probabilities_on_the_input_grid(tmp_path):
+    from MedSegCore.dnn import PredictOptions, predict
+    from MedSegCore.errors import CancelledError
+
+    model = load_bundle(bf.write_bundle(tmp_path, "wholebody"), trust=True)
+    g = bf.lps_oblique_geometry()
+    volume = [(bf.test_volume(g), g)]
+    with pytest.raises(CancelledError):
+        predict(volume, model, PredictOptions(device="cpu"), cancel=lambda: True)
+    result = predict(volume, model, PredictOptions(device="cpu", probabilities=True))
+    assert result.probabilities is None and any("gives no probabilities" in m for m in result.messages)
+    assert set(np.unique(result.labelmap)) == {0, 1, 2, 3, 4, 5}

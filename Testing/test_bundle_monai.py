@@ -103,8 +103,10 @@ def test_bundle_on_a_slicer_volume_node_equals_configworkflow(tmp_path):
     array, geometry = io.read_volume(path)
     node = nodes.add_volume_node(array, geometry, "CT")
     model = load_bundle(folder, "cpu", trust=True)
-    result = predict([nodes.volume_array(node)], model, PredictOptions(device="cpu"))
+    result = predict([nodes.volume_array(node)], model, PredictOptions(device="cpu", probabilities=True))
     assert result.geometry is None                                   # on the node's own grid
     ref = np.asarray(nib.load(reference).dataobj)
     assert np.mean(ref == result.labelmap.transpose(2, 1, 0)) >= 0.9999
     assert [lab.name for lab in result.labels] == ["spleen"]
+    # probabilities: the bundle's softmax after its Invertd, just before its argmax
+    assert np.mean((result.probabilities["spleen"] > 0.5) == (result.labelmap == 1)) >= 0.9999

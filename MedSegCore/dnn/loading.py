@@ -2,10 +2,9 @@
 
 Sources: ``"default"`` (the bundled model), a state-dict checkpoint (.pt/.pth, built from the
 card's ``architecture``), a TorchScript file, a folder holding ``card.json`` + weights, or a MONAI
-bundle folder (``configs/inference.json|yaml``, ``configs/metadata.json``, ``models/model.pt``).
-Checkpoints are only ever read with ``weights_only=True``: a file that needs arbitrary unpickling
-is refused.  A bundle's ``network_def`` is built by ``monai.bundle.ConfigParser``, which can
-evaluate Python expressions written in the config, so only load bundles from trusted sources.
+bundle folder (``configs/inference.json|yaml``), which :mod:`.bundle` loads and runs through its
+own config after the user trusted it.  Checkpoints are only ever read with ``weights_only=True``:
+a file that needs arbitrary unpickling is refused.
 """
 from __future__ import annotations
 
