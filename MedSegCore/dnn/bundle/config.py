@@ -63,15 +63,22 @@ def read_metadata(folder) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+def input_format(meta: dict) -> dict:
+    """The first input's entry of metadata's network_data_format (empty if none)."""
+    inputs = ((meta.get("network_data_format") or {}).get("inputs") or {})
+    fmt = next(iter(inputs.values()), {}) if isinstance(inputs, dict) else {}
+    return fmt if isinstance(fmt, dict) else {}
+
+
+def channel_names(meta: dict) -> list:
+    """Names of the input channels from the metadata's channel_def, in channel order."""
+    names = {int(k): str(v) for k, v in (input_format(meta).get("channel_def") or {}).items() if str(k).isdigit()}
+    return [names[k] for k in sorted(names)]
+
+
 def input_channel_names(folder) -> list:
     """Names of the bundle's input channels from metadata.json (channel_def), in channel order."""
-    inputs = ((read_metadata(folder).get("network_data_format") or {}).get("inputs") or {})
-    fmt = next(iter(inputs.values()), {}) if isinstance(inputs, dict) else {}
-    names = {}
-    for k, v in (fmt.get("channel_def") or {}).items():
-        if str(k).isdigit():
-            names[int(k)] = str(v)
-    return [names[k] for k in sorted(names)]
+    return channel_names(read_metadata(folder))
 
 
 def content_hash(folder) -> str:
@@ -155,8 +162,7 @@ def interactive_reason(config: dict, meta: dict) -> str | None:
     ids = [k for k in config if isinstance(k, str) and k.lower() in _INTERACTIVE_IDS]
     if ids:
         return f"its config takes {ids[0]!r}, i.e. clicks or prompts"
-    inputs = ((meta.get("network_data_format") or {}).get("inputs") or {})
-    fmt = next(iter(inputs.values()), {}) if isinstance(inputs, dict) else {}
+    fmt = input_format(meta)
     n, names = fmt.get("num_channels"), fmt.get("channel_def") or {}
     if isinstance(n, int) and names and n > len(names):
         return (f"its network takes {n} input channels but only {len(names)} are images "

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
-
 from ..card import Label
 
 log = logging.getLogger("medseg")

@@ -12,7 +12,6 @@ bundle's inferer, ``Decollated``, then the post-processing through ``engine_appl
 """
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,6 @@ from . import config as bconfig
 from . import labels as blabels
 from .reader import MemoryReader, swap_loader
 
-log = logging.getLogger("medseg")
 PRE_IDS, POST_IDS = ("preprocessing", "pre_transforms"), ("postprocessing", "post_transforms")
 _SAVERS = ("SaveImaged", "SaveImage")
 
@@ -342,10 +340,7 @@ def _card(info, meta, folder: Path, n_out: int, values, inferer) -> ModelCard:
     if (folder / "card.json").is_file():
         overrides = load_card(folder / "card.json").labels
     labels = blabels.bundle_labels(meta, values, n_out, overrides)
-    inputs = ((meta.get("network_data_format") or {}).get("inputs") or {})
-    fmt = next(iter(inputs.values()), {}) if isinstance(inputs, dict) else {}
-    chan = [str(v) for _, v in sorted(((int(k), v) for k, v in (fmt.get("channel_def") or {}).items()),
-                                      key=lambda kv: kv[0])]
+    fmt, chan = bconfig.input_format(meta), bconfig.channel_names(meta)
     n_in = fmt.get("num_channels") if isinstance(fmt.get("num_channels"), int) else max(len(chan), 1)
     roi = tuple(int(r) for r in getattr(inferer, "roi_size", (96, 96, 96)))
     softmax = values is None or values.get(0, 0) == 0
