@@ -32,5 +32,5 @@ def predict_bundle(inputs, model, options, progress=None, cancel=None):
     timings["total"] = time.perf_counter() - t0
     if progress is not None:
         progress(1.0, "Done")
-    return Prediction(labelmap, result.probabilities, list(card.labels), messages, timings,
+    return Prediction(labelmap, result.probabilities, list(card.labels), messages, timings, card.name, card.version,
                       geometry=None if result.geometry == inputs[0][1] else result.geometry)
