@@ -305,14 +305,14 @@ def _network(config, folder):
         sys.path.remove(str(folder))
 
 
-def _recentre(net, n_in, seed):
+def _recentre(net, n_in, seed, size: int = 48):
     """Scale and shift the last convolution so that every output channel's logits spread around 0 on a
     smooth random input (otherwise a random network predicts one class everywhere)."""
     import torch
 
     last = [m for m in net.modules() if isinstance(m, (torch.nn.Conv3d, torch.nn.ConvTranspose3d))][-1]
     g = torch.Generator().manual_seed(seed)
-    x = torch.nn.functional.avg_pool3d(torch.randn(1, n_in, 48, 48, 48, generator=g), 5, 1, 2)
+    x = torch.nn.functional.avg_pool3d(torch.randn(1, n_in, size, size, size, generator=g), 5, 1, 2)
     x = x / x.std()
     net.eval()
     with torch.no_grad():
