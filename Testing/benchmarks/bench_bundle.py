@@ -51,7 +51,7 @@ def run(report) -> None:
     def monai():
         bf.run_monai(bundle, path, os.path.join(folder, "monai"), "spleen")
 
-    t_medseg, t_monai = interleaved_best([medseg, monai], repeat=2)
+    t_medseg, t_monai = interleaved_best([medseg, monai], repeat=3)
     import nibabel as nib
 
     ref = np.asarray(nib.load(next(Path(folder, "monai").rglob("*.nii.gz"))).dataobj)

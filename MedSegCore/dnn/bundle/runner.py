@@ -199,7 +199,9 @@ class BundleModel:
             (np.asarray(a) if g.same_grid(first) else resample(np.asarray(a), g, first), first) for a, g in inputs[1:]]
         reader, messages = MemoryReader(volumes), []
         report = progress or (lambda f, t: None)
-        with bconfig.on_sys_path(self.folder):
+        # inference_mode where the evaluator has no_grad (eval_mode): same numbers, less autograd bookkeeping;
+        # the whole run is inside it, so post-processing may update the prediction in place.
+        with bconfig.on_sys_path(self.folder), torch.inference_mode():
             report(0.0, "Running the bundle's preprocessing")
             tokens = reader.tokens
             data = {self.image_key: tokens[0] if len(tokens) == 1 else tokens}
