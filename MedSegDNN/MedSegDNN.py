@@ -98,6 +98,27 @@ class MedSegDNNLogic(ScriptedLoadableModuleLogic):  # noqa: F405
         return p.modelPath
 
     @staticmethod
+    def channelNames(model) -> list:
+        """Input channel names of a MONAI bundle (metadata channel_def); [] for other models."""
+        from MedSegCore.dnn.bundle import input_channel_names, is_bundle
+
+        return input_channel_names(model) if model != "default" and is_bundle(model) else []
+
+    @staticmethod
+    def bundleTrustQuestion(model):
+        """The question to ask before a bundle's first run, or None (not a bundle, or trusted already)."""
+        from MedSegCore.dnn.bundle import is_bundle, question_for
+
+        return question_for(model) if model != "default" and is_bundle(model) else None
+
+    @staticmethod
+    def trustBundle(model) -> None:
+        """Remember the bundle in ``model`` as trusted (by its content hash)."""
+        from MedSegCore.dnn.bundle import bundle_info, remember
+
+        remember(bundle_info(model))
+
+    @staticmethod
     def optionsFromNode(p) -> PredictOptions:
         roi = None
         if p.roi.strip():
@@ -160,7 +181,7 @@ class MedSegDNNLogic(ScriptedLoadableModuleLogic):  # noqa: F405
         inputs = self.inputs(volumeNodes)
         prediction = predict(inputs, model, options or PredictOptions(), progress=progress, cancel=cancel)
         segmentationNode = self._write(prediction.labelmap, prediction.labels, prediction.probabilities,
-                                       volumeNodes[0], segmentationNode)
+                                       volumeNodes[0], segmentationNode, prediction.model_name, prediction.geometry)
         return segmentationNode, prediction
 
     def startSegmentation(self, volumeNodes, model="default", options=None, popen=None):
@@ -180,15 +201,15 @@ class MedSegDNNLogic(ScriptedLoadableModuleLogic):  # noqa: F405
             labels = [Label(lab["value"], lab["name"], tuple(lab["color"]), lab.get("terminology"))
                       for lab in summary["labels"]]
             node = self._write(labelmap, labels, probs if probabilities else None, volumeNode, segmentationNode,
-                               (summary.get("model") or [""])[0])
+                               (summary.get("model") or [""])[0], summary.get("labelmap_geometry"))
         finally:
             process.cleanup()
         return node, summary["messages"]
 
-    def _write(self, labelmap, labels, probabilities, volumeNode, segmentationNode, modelName=""):
+    def _write(self, labelmap, labels, probabilities, volumeNode, segmentationNode, modelName="", geometry=None):
         from types import SimpleNamespace
 
-        geometry = nodes.geometry_of(volumeNode)
+        geometry = geometry or nodes.geometry_of(volumeNode)     # a bundle without Invertd: its own grid
         result = SimpleNamespace(labelmap=labelmap, labels=labels, probabilities=probabilities, model_name=modelName)
         node, self._undo = predictions.write_prediction(result, geometry, volumeNode, segmentationNode,
                                                   f"{volumeNode.GetName()} DNN")

@@ -98,66 +98,6 @@ def test_torchscript_with_explicit_card(tmp_path):
     assert np.array_equal(predict([(array, geom)], model, OPTS).labelmap, direct_labels(net, array))
 
 
-def write_bundle(root, net, meta_channels=True):
-    (root / "configs").mkdir(parents=True)
-    (root / "models").mkdir()
-    config = {
-        "imports": ["$import glob"],
-        "bundle_root": ".",
-        "device": "$torch.device('cuda:0' if torch.cuda.is_available() else 'cpu')",
-        "network_def": {"_target_": "UNet", "spatial_dims": 3, "in_channels": 1, "out_channels": 3,
-                        "channels": [4, 8], "strides": [2], "num_res_units": 1},
-        "network": "$@network_def.to(@device)",
-        "pixdim": [1.5, 1.5, 2.0],
-        "preprocessing": {"_target_": "Compose", "transforms": [
-            {"_target_": "LoadImaged", "keys": "image"},
-            {"_target_": "EnsureChannelFirstd", "keys": "image"},
-            {"_target_": "Orientationd", "keys": "image", "axcodes": "RAS"},
-            {"_target_": "Spacingd", "keys": "image", "pixdim": "@pixdim", "mode": "bilinear"},
-            {"_target_": "ScaleIntensityRanged", "keys": "image", "a_min": -57, "a_max": 164, "b_min": 0.0,
-             "b_max": 1.0, "clip": True}]},
-        "inferer": {"_target_": "SlidingWindowInferer", "roi_size": [16, 16, 16], "sw_batch_size": 4, "overlap": 0.5},
-        "postprocessing": {"_target_": "Compose", "transforms": [
-            {"_target_": "Activationsd", "keys": "pred", "softmax": True},
-            {"_target_": "AsDiscreted", "keys": "pred", "argmax": True}]},
-    }
-    meta = {"name": "Tiny organ bundle", "version": "0.1.0", "description": "test bundle",
-            "intended_use": "tests", "network_data_format": {
-                "inputs": {"image": {"type": "image", "num_channels": 1, "spatial_shape": [16, 16, 16],
-                                     "channel_def": {"0": "CT"}}},
-                "outputs": {"pred": {"type": "image", "num_channels": 3, "spatial_shape": [16, 16, 16],
-                                     "channel_def": {"0": "background", "1": "liver", "2": "spleen"}}}}}
-    if not meta_channels:
-        meta.pop("network_data_format")
-    (root / "configs" / "inference.json").write_text(json.dumps(config), encoding="utf-8")
-    (root / "configs" / "metadata.json").write_text(json.dumps(meta), encoding="utf-8")
-    torch.save(net.state_dict(), root / "models" / "model.pt")
-
-
-def test_monai_bundle_folder(tmp_path):
-    net = tiny_net(seed=7)
-    write_bundle(tmp_path / "bundle", net)
-    model = load_model(tmp_path / "bundle", device="cpu")
-    card = model.card
-    assert model.kind == "bundle" and card.name == "Tiny organ bundle" and card.trained
-    assert [lab.name for lab in card.labels] == ["liver", "spleen"] and card.output == "softmax"
-    assert card.spacing == (1.5, 1.5, 2.0) and card.orientation == "RAS" and card.roi_size == (16, 16, 16)
-    assert card.normalization_for(0) == ("ct_window", {"a_min": -57, "a_max": 164, "b_min": 0.0, "b_max": 1.0,
-                                                       "clip": True})
-    assert card.channel_names == ["CT"]
-    assert all(torch.equal(net.state_dict()[k], v) for k, v in model.network.state_dict().items())
-    array, geom = volume()
-    result = predict([(array * 100, geom)], model, PredictOptions(device="cpu"))
-    assert result.labelmap.shape == array.shape and set(np.unique(result.labelmap)) <= {0, 1, 2}
-
-
-def test_bundle_without_channel_info_uses_network_def_and_card_override(tmp_path):
-    write_bundle(tmp_path / "b", tiny_net(), meta_channels=False)
-    assert load_model(tmp_path / "b").card.out_channels == 3
-    (tmp_path / "b" / "card.json").write_text(json.dumps(card_dict(name="override")), encoding="utf-8")
-    assert load_model(tmp_path / "b").card.name == "override"
-
-
 # -- bad models -------------------------------------------------------------------------------
 def test_missing_and_corrupt_files(tmp_path):
     with pytest.raises(InputError, match="model not found"):

@@ -90,14 +90,20 @@ def test_orientation_transform_is_an_exact_relabelling():
         orientation_transform(geom, "RRS")
 
 
-def test_target_grid_covers_every_input_voxel():
-    geom = GRIDS["oblique_anisotropic"]
-    tgt = target_grid(geom, (1.0, 1.0, 1.0))
-    assert tgt.spacing == (1.0, 1.0, 1.0) and np.allclose(tgt.direction_matrix, geom.direction_matrix)
-    corners = np.array(list(itertools.product(*[(0, n - 1) for n in geom.size])), float)
-    ras = corners @ geom.ijk_to_ras()[:3, :3].T + geom.origin
-    cont = (ras - tgt.origin) @ np.linalg.inv(tgt.ijk_to_ras()[:3, :3]).T
-    assert cont.min() >= -1e-6 and np.all(cont.max(0) <= np.array(tgt.size) - 1 + 1e-6)
+@pytest.mark.parametrize("name", sorted(GRIDS))
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (1.5, 1.5, 2.0), (0.45, 0.8, 1.3)])
+def test_network_grid_is_monais_orientationd_and_spacingd_grid(name, spacing):
+    """The card pipeline's network grid equals the grid of MONAI's Orientationd('RAS') + Spacingd."""
+    from monai.data import MetaTensor
+    from monai.transforms import Orientation, Spacing
+
+    geom = GRIDS[name]
+    image = MetaTensor(torch.zeros((1, *geom.size)), affine=torch.as_tensor(geom.ijk_to_ras()))
+    expected = Spacing(pixdim=spacing)(Orientation(axcodes="RAS")(image))
+    _, _, oriented = orientation_transform(geom, "RAS")
+    tgt = target_grid(oriented, spacing)
+    assert tgt.size == tuple(expected.shape[1:])
+    assert np.allclose(tgt.ijk_to_ras(), expected.affine.numpy(), atol=1e-4)
 
 
 def test_resampling_reproduces_a_linear_field_between_oblique_grids():

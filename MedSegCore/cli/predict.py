@@ -18,6 +18,16 @@ EPILOG = """examples:
   medseg predict 'data/*.nii.gz' dicom/patient1 -o out --labelmap --overlay --device cuda
   medseg predict dicom/patient1 -o out --dicom-seg      (also out/patient1.dcm, a DICOM SEG for PACS)
   medseg predict 'imagesTs/*.nii.gz' -o out --channels _0000,_0001 --model mymodel/
+  medseg predict ct.nii.gz -o out --model spleen_ct_segmentation/ --trust-bundle
+  medseg predict 'brats/*_t1c.nii.gz' -o out --model brats_mri_segmentation/ \
+      --channels T1c=_t1c,T1=_t1,T2=_t2,FLAIR=_flair
+
+MONAI bundles (a folder with configs/inference.json|yaml) run through their own config, exactly as
+MONAI's ConfigWorkflow runs them: their preprocessing, inferer settings, network and post-processing
+(--roi, --overlap, --sw-batch and --blend apply to model cards only).  A bundle's config is Python code,
+so the first run of each bundle needs --trust-bundle (or MEDSEG_TRUST_BUNDLES=1); MedSeg then remembers
+the bundle by its content hash in $MEDSEG_HOME/trusted_bundles.json (default ~/.medseg) and asks again
+only if the bundle changes.  Interactive bundles (deepedit, vista3d) are refused.
 
 A re-run skips cases whose OUT/<case>.seg.nrrd exists (--overwrite redoes them).  Exit status:
 0 all cases ok or skipped, 1 some case failed, 2 nothing could run (bad options, model or inputs)."""
@@ -36,12 +46,16 @@ def add_parser(sub):
     m = p.add_argument_group("model")
     m.add_argument("--model", default="default", metavar="default|NAME|PATH",
                    help="'default' (bundled model), the NAME of an installed model ('medseg models list'), "
-                        "a card+weights folder, a .pt/.ts file or a MONAI bundle")
+                        "a card+weights folder, a .pt/.ts file or a MONAI bundle folder")
+    m.add_argument("--trust-bundle", action="store_true",
+                   help="run a MONAI bundle whose config (Python code) has not been trusted before, and "
+                        "remember it by its content hash")
     m.add_argument("--device", default="auto", metavar="auto|cpu|cuda|mps", help="where to run (default: auto)")
     m.add_argument("--channels", metavar="SUFFIX,...",
                    help="multi-channel models: files <case><SUFFIX>.<ext>, one suffix per model input "
-                        "channel in order, e.g. _0000,_0001 or _t1,_flair")
-    i = p.add_argument_group("inference")
+                        "channel in order, e.g. _0000,_0001, or NAME=SUFFIX pairs naming the model's channels "
+                        "(a bundle's channel_def), e.g. T1c=_t1c,T1=_t1,T2=_t2,FLAIR=_flair")
+    i = p.add_argument_group("inference (model cards; a MONAI bundle uses its own inferer)")
     i.add_argument("--roi", nargs=3, type=int, metavar=("X", "Y", "Z"), help="window size (default: the card's)")
     i.add_argument("--overlap", type=float, default=0.25, help="window overlap, 0 <= overlap < 1 (default 0.25)")
     i.add_argument("--sw-batch", type=int, default=4, metavar="N", help="windows per forward pass (default 4)")
@@ -130,6 +144,35 @@ def _status_line(i, n, r) -> str:
     return f"[{i}/{n}] {r.name}: FAILED: {r.error}"
 
 
+def _channel_suffixes(text: str, card) -> list:
+    """Suffixes in the model's channel order from 'S1,S2' or 'NAME=S1,NAME=S2' (names from the card)."""
+    items = [s.strip() for s in text.split(",")]
+    named = ["=" in s for s in items]
+    if any(named) and not all(named):
+        raise ParameterError(f"--channels {text!r}: give either all suffixes or all NAME=SUFFIX pairs")
+    pairs = [s.split("=", 1) for s in items] if all(named) else [(None, s) for s in items]
+    suffixes = [s.strip() for _, s in pairs]
+    if not all(suffixes) or len(set(suffixes)) != len(suffixes):
+        raise ParameterError(f"--channels {text!r}: expected distinct, non-empty suffixes")
+    if card is None:
+        return suffixes
+    if len(suffixes) != card.in_channels:
+        raise ParameterError(f"--channels gives {len(suffixes)} suffix(es) but model {card.name!r} "
+                             f"has {card.in_channels} input channel(s)"
+                             + (f" ({', '.join(card.channel_names)})" if card.channel_names else ""))
+    if not all(named):
+        return suffixes
+    known = {n.lower(): i for i, n in enumerate(card.channel_names or [])}
+    order = [None] * len(suffixes)
+    for name, suffix in pairs:
+        i = known.get(name.strip().lower())
+        if i is None or order[i] is not None:
+            raise ParameterError(f"--channels: {name.strip()!r} is not a channel of model {card.name!r} (its channels: "
+                                 f"{', '.join(card.channel_names or []) or 'unnamed'}), or is given twice")
+        order[i] = suffix.strip()
+    return order
+
+
 def run(args) -> int:
     from ..dnn.dependencies import require
 
@@ -146,24 +189,22 @@ def run(args) -> int:
     timings = args.timings or os.path.join(out, "timings.csv")
     if args.timings:
         check_output_folder(timings)
-    channels = [s.strip() for s in args.channels.split(",")] if args.channels else None
-    if channels is not None and (not all(channels) or len(set(channels)) != len(channels)):
-        raise ParameterError(f"--channels {args.channels!r}: expected distinct, non-empty suffixes")
     popts = PredictOptions(roi=tuple(args.roi) if args.roi else None, overlap=args.overlap, sw_batch=args.sw_batch,
                            blend=args.blend, device=args.device, probabilities=args.probabilities,
                            largest_component=args.largest_component, fill_holes=args.fill_holes,
                            min_size_mm3=args.min_size)
-    cases = batch.expand_inputs(args.inputs, channels, exclude=out)
+    if args.channels is not None:
+        _channel_suffixes(args.channels, None)                 # bad syntax fails before the model loads
     device = resolve_device(args.device)
-    model = load_model(resolve_model(args.model), device)
+    model = load_model(resolve_model(args.model), device, trust=True if args.trust_bundle else None)
     card = model.card
-    batch.check_options(popts, card, model, device)
+    batch.check_options(popts, card, None if model.kind == "bundle" else model, device)   # a bundle: its own inferer
+    channels = _channel_suffixes(args.channels, card) if args.channels else None
     if channels is None and card.in_channels > 1:
         raise ParameterError(f"model {card.name!r} needs {card.in_channels} input channels "
-                             f"({', '.join(card.channel_names or [])}); name them with --channels SUFFIX,...")
-    if channels is not None and len(channels) != card.in_channels:
-        raise ParameterError(f"--channels gives {len(channels)} suffix(es) but model {card.name!r} "
-                             f"has {card.in_channels} input channel(s)")
+                             f"({', '.join(card.channel_names or [])}); name them with --channels SUFFIX,... "
+                             "or NAME=SUFFIX,...")
+    cases = batch.expand_inputs(args.inputs, channels, exclude=out)
     options = batch.BatchOptions(out, popts, args.labelmap, args.overlay, args.overwrite, timings, args.dicom_seg,
                                  regularize=args.regularize)
     batch.check_plan(cases, card.labels, options, None if args.model == "default" else args.model)
@@ -171,11 +212,17 @@ def run(args) -> int:
 
     log.info("model: %s %s (%s, %s)%s", card.name, card.version, model.kind, model.source,
              "" if card.trained else " - NOT TRAINED")
+    if model.kind == "bundle":
+        log.info("bundle: %s; its own pipeline, inferer %s", model.info.describe(), model.describe_inferer())
+    if channels:
+        log.info("channels: %s", ", ".join(f"{n}={s}" for n, s in zip(card.channel_names or range(len(channels)),
+                                                                      channels)))
     if not card.trained:
         log.warning("WARNING: %r is an UNTRAINED PLACEHOLDER model: its segmentations are MEANINGLESS "
                     "(use --model PATH for a real model)", card.name)
     log.info("device: %s", _device_text(device))
-    log.info("memory: %s", _memory_text(model, popts, device))
+    if model.kind != "bundle":
+        log.info("memory: %s", _memory_text(model, popts, device))
     done = sum(os.path.exists(batch.plan_outputs(c.name, card.labels, options)["seg"]) for c in cases)
     log.info("%d case(s) -> %s%s", len(cases), out,
              f" ({done} done already: {'redone (--overwrite)' if args.overwrite else 'skipped'})" if done else "")

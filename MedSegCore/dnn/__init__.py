@@ -14,7 +14,7 @@ from .predict import PredictOptions, Prediction, predict   # torch is imported i
 _LAZY = {
     "load_model": "loading", "LoadedModel": "loading", "DEFAULT_MODEL_DIR": "loading",
     "run_inference": "inference", "estimate_memory": "inference", "resolve_device": "inference",
-    "prepare": "preprocess",
+    "prepare": "preprocess", "load_bundle": "bundle", "bundle_info": "bundle",
 }
 
 __all__ = ["Label", "ModelCard", "card_from_dict", "load_card", "validate_card", "PredictOptions",

@@ -252,14 +252,15 @@ def _write(inputs, pred, plan: dict, name: str, written: list, case: Case | None
     from ..evaluation import overlay
     from ..image.dicom_seg import Algorithm
 
-    geometry = inputs[0][1]
+    geometry = pred.geometry or inputs[0][1]          # a bundle without Invertd answers on its own grid
     for label, path in plan.get("probabilities", {}).items():
-        io.write_volume(pred.probabilities[label].astype(np.float32, copy=False), geometry, path)
-        written.append(path)
+        if label in (pred.probabilities or {}):       # a bundle may give none (see its messages)
+            io.write_volume(pred.probabilities[label].astype(np.float32, copy=False), geometry, path)
+            written.append(path)
     if "labelmap" in plan:
         io.write_volume(pred.labelmap, geometry, plan["labelmap"])
         written.append(plan["labelmap"])
-    if "overlay" in plan:
+    if "overlay" in plan and geometry.same_grid(inputs[0][1]):
         layers = [(pred.labelmap == lab.value, tuple(int(round(c * 255)) for c in lab.color), 0.5)
                   for lab in pred.labels]
         overlay.montage(inputs[0][0], layers, plan["overlay"])

@@ -2,10 +2,9 @@
 
 Sources: ``"default"`` (the bundled model), a state-dict checkpoint (.pt/.pth, built from the
 card's ``architecture``), a TorchScript file, a folder holding ``card.json`` + weights, or a MONAI
-bundle folder (``configs/inference.json|yaml``, ``configs/metadata.json``, ``models/model.pt``).
-Checkpoints are only ever read with ``weights_only=True``: a file that needs arbitrary unpickling
-is refused.  A bundle's ``network_def`` is built by ``monai.bundle.ConfigParser``, which can
-evaluate Python expressions written in the config, so only load bundles from trusted sources.
+bundle folder (``configs/inference.json|yaml``), which :mod:`.bundle` loads and runs through its
+own config after the user trusted it.  Checkpoints are only ever read with ``weights_only=True``:
+a file that needs arbitrary unpickling is refused.
 """
 from __future__ import annotations
 
@@ -19,7 +18,6 @@ import torch
 
 from ..errors import InputError
 from .card import ModelCard, card_from_dict, load_card
-from .bundle import card_from_bundle, read_bundle
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "default"
 WEIGHT_NAMES = ("model.pt", "model.pth", "model.ts")
@@ -176,9 +174,10 @@ def _resolve_card(card, near: Path | None) -> ModelCard | None:
     return None
 
 
-def load_model(source="default", device="cpu", card=None) -> LoadedModel:
+def load_model(source="default", device="cpu", card=None, trust=None):
     """Load ``source`` ('default', a weights file, a card+weights folder or a MONAI bundle folder)
-    with ``card`` (a ModelCard, dict or path; default: found beside the weights) onto ``device``."""
+    with ``card`` (a ModelCard, dict or path; default: found beside the weights) onto ``device``.
+    A bundle folder gives a :class:`~.bundle.runner.BundleModel` (``trust``: see ``load_bundle``)."""
     from .inference import resolve_device
 
     dev = resolve_device(device)
@@ -187,31 +186,18 @@ def load_model(source="default", device="cpu", card=None) -> LoadedModel:
     if not path.exists():
         raise InputError(f"model not found: {path}")
     if path.is_dir() and (path / "configs").is_dir():
-        parser = read_bundle(path)
-        card = _resolve_card(card, None) or _resolve_card(None, path / "card.json") or card_from_bundle(parser, path)
-        weights = next((path / "models" / n for n in WEIGHT_NAMES if (path / "models" / n).is_file()), None)
+        from .bundle import load_bundle
+
+        return load_bundle(path, dev, trust)
+    if path.is_dir():
+        weights = next((path / n for n in WEIGHT_NAMES if (path / n).is_file()), None)
         if weights is None:
-            raise InputError(f"MONAI bundle {path.name}: no models/model.pt or models/model.ts")
-        if _is_torchscript(weights):
-            network = _load_torchscript(weights)
-        else:
-            state = read_state_dict(weights)
-            try:
-                network = parser.get_parsed_content("network_def")
-            except Exception as e:                                      # noqa: BLE001
-                raise InputError(f"MONAI bundle {path.name}: cannot build network_def: {e}") from None
-            load_weights(network, state, card, f"{path.name}/models/{weights.name}")
-        kind = "bundle"
-    else:
-        if path.is_dir():
-            weights = next((path / n for n in WEIGHT_NAMES if (path / n).is_file()), None)
-            if weights is None:
-                raise InputError(f"model folder {path} has no {', '.join(WEIGHT_NAMES)}")
-            path = weights
-        card = _resolve_card(card, path)
-        if card is None:
-            raise InputError(f"no model card for {path.name}: put card.json beside it or pass card=")
-        network, file_kind = _load_file(path, card)
-        kind = kind or file_kind
+            raise InputError(f"model folder {path} has no {', '.join(WEIGHT_NAMES)}")
+        path = weights
+    card = _resolve_card(card, path)
+    if card is None:
+        raise InputError(f"no model card for {path.name}: put card.json beside it or pass card=")
+    network, file_kind = _load_file(path, card)
+    kind = kind or file_kind
     network.eval()
     return LoadedModel(network, card, str(path), kind).to(dev)

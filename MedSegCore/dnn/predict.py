@@ -30,8 +30,9 @@ class PredictOptions:
 
 @dataclass
 class Prediction:
-    """``labelmap`` uint8 KJI on the first input's grid; ``probabilities`` label name -> float32
-    KJI array (or None); ``labels`` from the card; ``messages`` shown to the user; ``timings`` s."""
+    """``labelmap`` KJI (uint8; uint16 when a label exceeds 255) on ``geometry`` (None: the first
+    input's grid); ``probabilities`` label name -> float32 KJI array (or None); ``labels`` from the
+    card; ``messages`` shown to the user; ``timings`` s."""
 
     labelmap: np.ndarray
     probabilities: dict | None
@@ -40,6 +41,7 @@ class Prediction:
     timings: dict = field(default_factory=dict)
     model_name: str = ""               # the card's name and version (segments' algorithm)
     model_version: str = ""
+    geometry: object = None
 
 
 def _check(options: PredictOptions, card) -> list:
@@ -116,7 +118,11 @@ def predict(inputs, model, options: PredictOptions | None = None, progress=None,
             raise CancelledError("inference cancelled by the user")
 
     device = resolve_device(options.device)
-    model = model if isinstance(model, LoadedModel) else load_model(model, device)
+    model = model if isinstance(model, LoadedModel) or hasattr(model, "run") else load_model(model, device)
+    if getattr(model, "kind", None) == "bundle":                 # the bundle's own pipeline
+        from .bundle.segment import predict_bundle
+
+        return predict_bundle(inputs, model.to(device), options, progress=report, cancel=cancel)
     card = model.card
     roi = _check(options, card)
     from .inference import check_windows_fit

@@ -61,15 +61,27 @@ def undo_orientation(array: np.ndarray, perm, flips) -> np.ndarray:
 
 
 def target_grid(geometry: Geometry, spacing) -> Geometry:
-    """Grid with ``geometry``'s directions and the given spacing, centred on the same region, whose
-    voxel centres span at least the input's (so no input voxel falls outside it)."""
+    """The grid MONAI's ``Spacingd`` makes: ``geometry``'s directions and the given spacing, size
+    ``round(span / spacing + 1)`` and its first voxel on the input's first voxel (the corner that is
+    smallest in the new voxel coordinates).  Same arithmetic as ``monai.data.utils.compute_shape_offset``
+    (scale_extent False) with the affine of ``monai.data.utils.zoom_affine``, so models trained with
+    MONAI transforms see the grid they were trained on."""
     spacing = np.asarray(spacing, dtype=float)
-    old_sp, old_n = np.asarray(geometry.spacing), np.asarray(geometry.size)
-    span = (old_n - 1) * old_sp
-    size = np.maximum(np.ceil(span / spacing - 1e-6).astype(int) + 1, 1)
     d = geometry.direction_matrix
-    centre = geometry.ijk_to_ras()[:3, :3] @ ((old_n - 1) / 2) + geometry.ijk_to_ras()[:3, 3]
-    origin = centre - d @ ((size - 1) * spacing / 2)
+    in_affine = geometry.ijk_to_ras()
+    out_affine = np.eye(4)
+    out_affine[:3, :3] = d @ np.diag(spacing)
+    corners = np.array(list(itertools.product(*[(0.0, n - 1.0) for n in geometry.size])), float).T
+    corners = np.vstack([corners, np.ones((1, corners.shape[1]))])
+    out = np.linalg.solve(out_affine, in_affine) @ corners
+    size = np.maximum(np.round(np.ptp(out[:3], axis=1) + 1.0).astype(int), 1)
+    first = next((i for i in range(out.shape[1]) if np.allclose(np.min(out[:3] - out[:3, i:i + 1], 1), 0.0,
+                                                                  rtol=1e-3)), None)
+    if first is None:                           # MONAI then centres the new grid on the input's centre
+        shape = np.asarray(geometry.size, float)
+        origin = in_affine[:3, :3] @ (shape / 2) + in_affine[:3, 3] - out_affine[:3, :3] @ (size / 2.0)
+    else:
+        origin = (in_affine @ corners[:, first])[:3]
     return Geometry(size, spacing, origin, d)
 
 

@@ -159,6 +159,8 @@ class InferenceProcess(WorkerProcess):
             raise MedSegError(self.error)
         with open(os.path.join(self.workdir, "result.json"), encoding="utf-8") as f:
             summary = json.load(f)
-        labelmap, _ = io.read_volume(os.path.join(self.workdir, "labelmap.nrrd"))
+        labelmap, geometry = io.read_volume(os.path.join(self.workdir, "labelmap.nrrd"))
+        if summary.get("own_grid"):
+            summary["labelmap_geometry"] = geometry
         probabilities = {name: io.read_volume(path)[0] for name, path in summary["probabilities"].items()}
         return labelmap, probabilities or None, summary

@@ -31,7 +31,7 @@ def run(request_path: str) -> int:
         options = PredictOptions(**request.get("options", {}))
         result = predict(inputs, request.get("model", "default"), options,
                          progress=lambda fraction, text: _emit(progress=round(float(fraction), 4), text=text))
-        geometry = inputs[0][1]
+        geometry = result.geometry or inputs[0][1]
         io.write_volume(result.labelmap, geometry, os.path.join(out, "labelmap.nrrd"))
         probability_files = {}
         for i, (name, array) in enumerate((result.probabilities or {}).items()):
@@ -40,7 +40,7 @@ def run(request_path: str) -> int:
             probability_files[name] = path
         summary = {"labels": [asdict(lab) for lab in result.labels], "messages": result.messages,
                    "timings": result.timings, "probabilities": probability_files,
-                   "model": [result.model_name, result.model_version]}
+                   "model": [result.model_name, result.model_version], "own_grid": result.geometry is not None}
         with io.atomic_path(os.path.join(out, "result.json")) as tmp, open(tmp, "w", encoding="utf-8") as f:
             json.dump(summary, f)
     except MedSegError as exc:

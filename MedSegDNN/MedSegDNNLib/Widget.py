@@ -10,6 +10,7 @@ from slicer.util import VTKObservationMixin
 
 from MedSegCore.mrml import evaluation_tables
 from MedSegCore.dnn import dependencies
+from MedSegCore.errors import MedSegError
 from MedSegCore.mrml.torch_install import install_in_slicer
 
 
@@ -31,6 +32,7 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._catalogFuture = None
         self._catalogRows = ()
         self._catalogNote = ""
+        self._channelBox, self._channelSelectors = None, []
 
     def setup(self):
         import qt
@@ -60,6 +62,7 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.cancelModelInstallButton.connect("clicked(bool)", self.onCancelModelInstall)
         self.ui.catalogModelComboBox.connect("currentIndexChanged(int)", self.onCatalogModelChanged)
         self.ui.cancelModelInstallButton.enabled = False
+        self.ui.modelPathLineEdit.connect("editingFinished()", self.updateChannelSelectors)
         self.refreshCatalog()
         self.ui.cancelButton.enabled = False
         self.ui.stopTrainingButton.enabled = False
@@ -121,6 +124,33 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay(_("Installing PyTorch/MONAI failed."), waitCursor=True):
             self.ui.dependencyLabel.text = install_in_slicer(self._confirm).message()
 
+    def updateChannelSelectors(self):
+        """One labelled volume selector per input channel of a multi-channel bundle (its channel_def)."""
+        import qt
+
+        try:
+            names = self.logic.channelNames(self.logic.modelFromNode(self._parameterNode))
+        except Exception:  # noqa: BLE001 - no model chosen yet, or not a bundle
+            names = []
+        self.ui.inputsCollapsibleButtonLabel0.text = f"{names[0]}:" if len(names) > 1 else _("Input volume:")
+        if self._channelBox is not None:
+            self._channelBox.setParent(None)
+        self._channelBox, self._channelSelectors = None, []
+        if len(names) < 2:
+            return
+        self._channelBox = qt.QWidget()
+        form = qt.QFormLayout(self._channelBox)
+        form.setContentsMargins(0, 0, 0, 0)
+        for name in names[1:]:
+            combo = slicer.qMRMLNodeComboBox()
+            combo.nodeTypes = ["vtkMRMLScalarVolumeNode"]
+            combo.noneEnabled, combo.addEnabled, combo.removeEnabled = True, False, False
+            combo.setMRMLScene(slicer.mrmlScene)
+            combo.setCurrentNode(None)
+            form.addRow(f"{name}:", combo)
+            self._channelSelectors.append(combo)
+        self.ui.inputVolumeSelector.parentWidget().layout().insertRow(1, self._channelBox)
+
     def onApply(self):
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("Segmentation failed to start."), waitCursor=True):
@@ -128,9 +158,22 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 install_in_slicer(self._confirm)
             status = dependencies.status()
             self.ui.dependencyLabel.text = status.message()
-            self._runVolume = self.logic.volumesToSegment([p.inputVolume], p.regularizeGeometry)[0]
-            self._run = self.logic.startSegmentation([self._runVolume], self.logic.modelFromNode(p),
-                                                     self.logic.optionsFromNode(p))
+            model = self.logic.modelFromNode(p)
+            question = self.logic.bundleTrustQuestion(model)
+            if question is not None:
+                if not self._confirm(question):
+                    return
+                self.logic.trustBundle(model)
+            names = self.logic.channelNames(model)
+            if len(self._channelSelectors) != max(len(names) - 1, 0):
+                self.updateChannelSelectors()                  # the model changed: show its channels first
+            volumes = [p.inputVolume] + [c.currentNode() for c in self._channelSelectors]
+            if any(v is None for v in volumes):
+                raise MedSegError(f"select a volume for each input channel of the bundle ({', '.join(names)})"
+                                  if len(names) > 1 else "select an input volume")
+            volumes = self.logic.volumesToSegment(volumes, p.regularizeGeometry)
+            self._runVolume = volumes[0]
+            self._run = self.logic.startSegmentation(volumes, model, self.logic.optionsFromNode(p))
             self.ui.statusLabel.text = self.logic.memoryEstimateText(p.inputVolume, self.logic.modelFromNode(p),
                                                                      self.logic.optionsFromNode(p))
             self.ui.applyButton.enabled, self.ui.cancelButton.enabled = False, True
@@ -186,6 +229,7 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._parameterNode.catalogModel = row.name
             if row.installed and userChoice:
                 self._parameterNode.modelSource = "catalogue"
+                self.updateChannelSelectors()
 
     def onInstallModel(self):
         index = self.ui.catalogModelComboBox.currentIndex
