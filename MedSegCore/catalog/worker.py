@@ -12,12 +12,7 @@ import json
 import sys
 import tempfile
 
-from ..dnn.process import WorkerProcess
-
-
-def _emit(**message) -> None:
-    sys.stdout.write(json.dumps(message) + "\n")
-    sys.stdout.flush()
+from ..dnn.process import WorkerProcess, emit as _emit
 
 
 def run(request_path: str) -> int:

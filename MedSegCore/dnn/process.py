@@ -21,6 +21,13 @@ import threading
 import time
 from dataclasses import asdict
 
+
+def emit(**message) -> None:
+    """Write one message of the worker protocol: a JSON line on stdout, flushed at once (numpy
+    numbers are written as floats)."""
+    sys.stdout.write(json.dumps(message, default=float) + "\n")
+    sys.stdout.flush()
+
 from ..errors import CancelledError, MedSegError
 
 

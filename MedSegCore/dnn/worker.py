@@ -12,10 +12,7 @@ import os
 import sys
 from dataclasses import asdict
 
-
-def _emit(**message) -> None:
-    sys.stdout.write(json.dumps(message) + "\n")
-    sys.stdout.flush()
+from .process import emit as _emit
 
 
 def run(request_path: str) -> int:

@@ -13,10 +13,7 @@ import os
 import sys
 import time
 
-
-def _emit(**message) -> None:
-    sys.stdout.write(json.dumps(message, default=float) + "\n")
-    sys.stdout.flush()
+from ..dnn.process import emit as _emit
 
 
 def run(request_path: str) -> int:
