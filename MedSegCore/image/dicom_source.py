@@ -2,7 +2,7 @@
 
 A DICOM SEG refers to each of its frames' source image by SOP Instance UID, so writing one needs the
 series' instances in the order :func:`MedSegCore.image.io.read_volume` stacked them.  Headers are read
-with pydicom (no pixel data), sorted by position along the slice normal (row x column direction, the
+by :func:`MedSegCore.image.dicom_headers.scan` (pydicom), sorted by position along the slice normal (row x column direction, the
 order GDCM's series helper gives SimpleITK's ``GetGDCMSeriesFileNames``; the tests compare the two), and
 checked slice by slice against the volume's geometry, so a SEG can never name the wrong slice.
 """
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
+from .dicom_headers import scan
 from .geometry import Geometry
 
 _LPS_RAS = np.diag([-1.0, -1.0, 1.0])
@@ -29,33 +30,6 @@ class SourceSlice:
     sop_instance_uid: str
 
 
-def _headers(folder: str) -> list:
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
-    found = []
-    for root, _, files in os.walk(folder):
-        for name in sorted(files):
-            path = os.path.join(root, name)
-            try:
-                ds = pydicom.dcmread(path, stop_before_pixels=True)
-            except (InvalidDicomError, OSError, ValueError, EOFError, AttributeError, TypeError):
-                continue
-            if "SeriesInstanceUID" in ds and "SOPInstanceUID" in ds:
-                found.append((path, ds))
-    return found
-
-
-def _floats(ds, keyword: str, count: int, path: str) -> np.ndarray:
-    try:
-        values = np.array([float(v) for v in ds.get(keyword) or ()], dtype=float)
-    except (TypeError, ValueError):
-        values = np.array([])
-    if values.size != count:
-        raise InputError(f"{path}: {keyword} is missing or malformed; cannot place the slice")
-    return values
-
-
 def series_slices(folder: str, geometry: Geometry, series_uid: str | None = None) -> list:
     """[SourceSlice] of the series read from ``folder`` onto ``geometry``, in K order.
 
@@ -66,21 +40,23 @@ def series_slices(folder: str, geometry: Geometry, series_uid: str | None = None
     folder = str(folder)
     if not os.path.isdir(folder):
         raise InputError(f"{folder}: not a DICOM series folder")
-    series = {}
-    for path, ds in _headers(folder):
-        series.setdefault(str(ds.SeriesInstanceUID), []).append((path, ds))
+    series = scan(folder).series
     if not series:
         raise InputError(f"{folder}: folder holds no DICOM series")
     if series_uid is None:
         series_uid = max(series, key=lambda u: len(series[u]))
     elif series_uid not in series:
         raise InputError(f"{folder}: no series with UID {series_uid}")
-    items = series[series_uid]
-    iop = _floats(items[0][1], "ImageOrientationPatient", 6, items[0][0])
-    normal = np.cross(iop[:3], iop[3:])
-    items.sort(key=lambda item: float(normal @ _floats(item[1], "ImagePositionPatient", 3, item[0])))
+    items = list(series[series_uid])
+    for item in items:
+        for value, keyword in ((item.orientation, "ImageOrientationPatient"), (item.position, "ImagePositionPatient"),
+                               (item.pixel_spacing, "PixelSpacing"), (item.sop_uid, "SOPInstanceUID")):
+            if value is None:
+                raise InputError(f"{item.path}: {keyword} is missing or malformed; cannot place the slice")
+    normal = np.cross(items[0].orientation[:3], items[0].orientation[3:])
+    items.sort(key=lambda item: float(normal @ item.position))
     _check_grid(items, geometry, folder)
-    return [SourceSlice(k, path, str(ds.SOPInstanceUID)) for k, (path, ds) in enumerate(items)]
+    return [SourceSlice(k, item.path, item.sop_uid) for k, item in enumerate(items)]
 
 
 def _check_grid(items, geometry: Geometry, folder: str) -> None:
@@ -92,23 +68,24 @@ def _check_grid(items, geometry: Geometry, folder: str) -> None:
     ijk_to_lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ geometry.ijk_to_ras()
     tol = POSITION_TOL * min(geometry.spacing)
     uids = set()
-    for k, (path, ds) in enumerate(items):
-        iop = _floats(ds, "ImageOrientationPatient", 6, path)
+    for k, item in enumerate(items):
+        path, iop = item.path, np.asarray(item.orientation, float)
         if not (np.allclose(iop[:3], lps[:, 0], atol=1e-4) and np.allclose(iop[3:], lps[:, 1], atol=1e-4)):
             raise InputError(f"{path}: slice {k} is not oriented as the volume (ImageOrientationPatient "
                              f"{np.round(iop, 4).tolist()}); a DICOM SEG needs one orientation for the whole series")
-        spacing = _floats(ds, "PixelSpacing", 2, path)      # row spacing (along J), column spacing (along I)
+        spacing = np.asarray(item.pixel_spacing, float)     # row spacing (along J), column spacing (along I)
         if not np.allclose(spacing[::-1], geometry.spacing[:2], atol=1e-4):
             raise InputError(f"{path}: slice {k} has pixel spacing {spacing.tolist()}, the volume "
                              f"{list(geometry.spacing[1::-1])}")
-        if (int(ds.get("Columns", 0)), int(ds.get("Rows", 0))) != geometry.size[:2]:
-            raise InputError(f"{path}: slice {k} is {ds.get('Columns')}x{ds.get('Rows')} pixels, the volume "
+        rows, columns = item.size
+        if (columns, rows) != tuple(geometry.size[:2]):
+            raise InputError(f"{path}: slice {k} is {columns}x{rows} pixels, the volume "
                              f"{geometry.size[0]}x{geometry.size[1]}")
-        position = _floats(ds, "ImagePositionPatient", 3, path)
+        position = np.asarray(item.position, float)
         expected = (ijk_to_lps @ [0.0, 0.0, float(k), 1.0])[:3]
         if np.abs(position - expected).max() > tol:
             raise InputError(f"{path}: slice {k} lies at {np.round(position, 3).tolist()} (LPS mm), the volume's "
                              f"slice {k} at {np.round(expected, 3).tolist()}; slices are missing or unevenly spaced")
-        if str(ds.SOPInstanceUID) in uids:
-            raise InputError(f"{path}: SOP Instance UID {ds.SOPInstanceUID} appears twice in the series")
-        uids.add(str(ds.SOPInstanceUID))
+        if item.sop_uid in uids:
+            raise InputError(f"{path}: SOP Instance UID {item.sop_uid} appears twice in the series")
+        uids.add(item.sop_uid)
