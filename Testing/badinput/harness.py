@@ -2,7 +2,8 @@
 line; the harness runs it in a separate process and checks what the user sees.
 
 Each ``cases_<area>.py`` module holds a list ``CASES`` of :class:`Case` (images, segmentations,
-models, outputs, batch, evaluate, options; DICOM series cases go in ``cases_dicom.py``).
+models, outputs, batch, evaluate, options; the DICOM series cases are the table in
+``Testing/test_dicom_series_cli.py``, with the same checks).
 A refusal must: exit with ``rc`` (2 by default), print exactly one error line that names the file
 (``names``) and matches ``expect``, print no traceback, and leave the case folder exactly as it was
 (no output, no temporary file, inputs untouched).
