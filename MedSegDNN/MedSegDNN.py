@@ -53,6 +53,7 @@ class MedSegDNNParameterNode:
     catalogModel: str = ""
     modelPath: str = ""
     device: Annotated[str, Choice(["auto", "cpu", "cuda", "mps"])] = "auto"
+    backend: Annotated[str, Choice(["auto", "torch", "onnxruntime", "openvino"])] = "auto"
     roi: str = ""
     overlap: Annotated[float, WithinRange(0.0, 0.95)] = 0.25
     swBatch: Annotated[int, WithinRange(1, 64)] = 4
@@ -127,7 +128,7 @@ class MedSegDNNLogic(ScriptedLoadableModuleLogic):  # noqa: F405
             except ValueError:
                 raise MedSegError(f"ROI '{p.roi}': expected three integers, e.g. 96,96,96") from None
         return PredictOptions(roi=roi, overlap=p.overlap, sw_batch=p.swBatch, blend=p.blend, device=p.device,
-                              probabilities=p.probabilities, largest_component=p.largestComponent,
+                              backend=p.backend, probabilities=p.probabilities, largest_component=p.largestComponent,
                               fill_holes=p.fillHoles)
 
     @staticmethod

@@ -21,6 +21,7 @@ EPILOG = """examples:
   medseg predict ct.nii.gz -o out --model spleen_ct_segmentation/ --trust-bundle
   medseg predict 'brats/*_t1c.nii.gz' -o out --model brats_mri_segmentation/ \
       --channels T1c=_t1c,T1=_t1,T2=_t2,FLAIR=_flair
+  medseg predict cohort/ -o out --num-parts 8 --part-id $SLURM_ARRAY_TASK_ID
 
 MONAI bundles (a folder with configs/inference.json|yaml) run through their own config, exactly as
 MONAI's ConfigWorkflow runs them: their preprocessing, inferer settings, network and post-processing
@@ -29,7 +30,9 @@ so the first run of each bundle needs --trust-bundle (or MEDSEG_TRUST_BUNDLES=1)
 the bundle by its content hash in $MEDSEG_HOME/trusted_bundles.json (default ~/.medseg) and asks again
 only if the bundle changes.  Interactive bundles (deepedit, vista3d) are refused.
 
-A re-run skips cases whose OUT/<case>.seg.nrrd exists (--overwrite redoes them).  Exit status:
+A re-run skips cases whose OUT/<case>.seg.nrrd exists (--overwrite redoes them).  With --num-parts N
+the cases are sorted by name and case i belongs to part i % N; part K's timings go to
+OUT/timings_part<K>of<N>.csv.  Exit status:
 0 all cases ok or skipped, 1 some case failed, 2 nothing could run (bad options, model or inputs)."""
 
 
@@ -51,6 +54,9 @@ def add_parser(sub):
                    help="run a MONAI bundle whose config (Python code) has not been trusted before, and "
                         "remember it by its content hash")
     m.add_argument("--device", default="auto", metavar="auto|cpu|cuda|mps", help="where to run (default: auto)")
+    m.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime", "openvino"),
+                   help="what runs the windows (default auto: ONNX Runtime or OpenVINO on the CPU when "
+                        "installed, exported once and cached; PyTorch with AMP on CUDA/MPS)")
     m.add_argument("--channels", metavar="SUFFIX,...",
                    help="multi-channel models: files <case><SUFFIX>.<ext>, one suffix per model input "
                         "channel in order, e.g. _0000,_0001, or NAME=SUFFIX pairs naming the model's channels "
@@ -74,7 +80,11 @@ def add_parser(sub):
                         "(DICOM series inputs only; needs highdicom)")
     o.add_argument("--overwrite", action="store_true", help="redo cases whose .seg.nrrd exists")
     p.add_argument("--regularize", action="store_true", help=REGULARIZE_HELP)
-    o.add_argument("--timings", metavar="CSV", help="append per-case timings here (default: OUT/timings.csv)")
+    o.add_argument("--timings", metavar="CSV", help="append per-case timings here (default: OUT/timings.csv, "
+                                                    "OUT/timings_part<K>of<N>.csv with --num-parts)")
+    s = p.add_argument_group("splitting a cohort across machines")
+    s.add_argument("--num-parts", type=int, default=1, metavar="N", help="split the cases into N parts (default 1)")
+    s.add_argument("--part-id", type=int, default=0, metavar="K", help="run part K, 0 <= K < N (default 0)")
     p.set_defaults(func=run)
 
 
@@ -179,6 +189,7 @@ def run(args) -> int:
     require("medseg predict")
     from ..catalog import resolve_model
     from ..dnn import PredictOptions, batch
+    from ..dnn.backends import resolve as resolve_backend
     from ..dnn.inference import resolve_device
     from ..dnn.loading import load_model
 
@@ -186,16 +197,21 @@ def run(args) -> int:
     if os.path.exists(out) and not os.path.isdir(out):
         raise ParameterError(f"-o {out}: exists and is not a folder")
     check_folder_creatable(out, "-o")
-    timings = args.timings or os.path.join(out, "timings.csv")
+    parts = (args.num_parts, args.part_id)
+    batch.select_part([], *parts)                                    # bad --num-parts / --part-id: say so now
+    name = "timings.csv" if parts[0] == 1 else f"timings_part{parts[1]}of{parts[0]}.csv"
+    timings = args.timings or os.path.join(out, name)
     if args.timings:
         check_output_folder(timings)
     popts = PredictOptions(roi=tuple(args.roi) if args.roi else None, overlap=args.overlap, sw_batch=args.sw_batch,
-                           blend=args.blend, device=args.device, probabilities=args.probabilities,
+                           blend=args.blend, device=args.device, backend=args.backend,
+                           probabilities=args.probabilities,
                            largest_component=args.largest_component, fill_holes=args.fill_holes,
                            min_size_mm3=args.min_size)
     if args.channels is not None:
         _channel_suffixes(args.channels, None)                 # bad syntax fails before the model loads
     device = resolve_device(args.device)
+    backend = resolve_backend(args.backend, device)                # a model from disk: exportable
     model = load_model(resolve_model(args.model), device, trust=True if args.trust_bundle else None)
     card = model.card
     batch.check_options(popts, card, None if model.kind == "bundle" else model, device)   # a bundle: its own inferer
@@ -205,6 +221,8 @@ def run(args) -> int:
                              f"({', '.join(card.channel_names or [])}); name them with --channels SUFFIX,... "
                              "or NAME=SUFFIX,...")
     cases = batch.expand_inputs(args.inputs, channels, exclude=out)
+    total = len(cases)
+    cases = batch.select_part(cases, *parts)
     options = batch.BatchOptions(out, popts, args.labelmap, args.overlay, args.overwrite, timings, args.dicom_seg,
                                  regularize=args.regularize)
     batch.check_plan(cases, card.labels, options, None if args.model == "default" else args.model)
@@ -220,10 +238,13 @@ def run(args) -> int:
     if not card.trained:
         log.warning("WARNING: %r is an UNTRAINED PLACEHOLDER model: its segmentations are MEANINGLESS "
                     "(use --model PATH for a real model)", card.name)
-    log.info("device: %s", _device_text(device))
+    log.info("device: %s; backend: %s", _device_text(device),
+             "the bundle's own inferer (PyTorch)" if model.kind == "bundle" else backend)
     if model.kind != "bundle":
         log.info("memory: %s", _memory_text(model, popts, device))
     done = sum(os.path.exists(batch.plan_outputs(c.name, card.labels, options)["seg"]) for c in cases)
+    if parts[0] > 1:
+        log.info("part %d of %d (0-based): %d of the %d case(s)", parts[1], parts[0], len(cases), total)
     log.info("%d case(s) -> %s%s", len(cases), out,
              f" ({done} done already: {'redone (--overwrite)' if args.overwrite else 'skipped'})" if done else "")
 

@@ -170,6 +170,18 @@ def expand_inputs(patterns, channels=None, exclude: str | None = None) -> list:
     return _make_unique(cases)
 
 
+def select_part(cases, num_parts: int = 1, part_id: int = 0) -> list:
+    """Part ``part_id`` of ``num_parts`` of ``cases``: cases sorted by name, case i goes to part
+    i % num_parts (nnU-Net's ``[part_id::num_parts]`` over sorted cases, nnunetv2
+    inference/predict_from_raw_data.py), so the parts are disjoint, cover every case and do not
+    depend on the order the inputs were given in."""
+    if int(num_parts) < 1:
+        raise ParameterError(f"--num-parts must be >= 1, got {num_parts}")
+    if not 0 <= int(part_id) < int(num_parts):
+        raise ParameterError(f"--part-id must be 0 .. {int(num_parts) - 1} for --num-parts {num_parts}, got {part_id}")
+    return sorted(cases, key=lambda c: c.name)[int(part_id)::int(num_parts)]
+
+
 def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "label"
 

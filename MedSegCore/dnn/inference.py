@@ -14,6 +14,7 @@ from monai.data.utils import dense_patch_slices
 from monai.inferers import sliding_window_inference
 
 from ..errors import CancelledError, InputError, MedSegError, ParameterError
+from . import backends
 
 BLEND_MODES = ("constant", "gaussian")
 
@@ -178,12 +179,15 @@ def _plan(device: torch.device, sw_batch_size: int, cpu_fallback: bool) -> list:
 def run_inference(network, data, roi_size, *, overlap: float = 0.25, sw_batch_size: int = 4,
                   blend: str = "gaussian", device="auto", out_channels: int | None = None,
                   activation: str | None = None, progress=None, cancel=None, message=None,
-                  cpu_fallback: bool | None = None) -> torch.Tensor:
+                  cpu_fallback: bool | None = None, backend: str = "torch",
+                  model_source: str | None = None) -> torch.Tensor:
     """Run ``network`` over ``data`` (C, I, J, K) in windows of ``roi_size``; returns (C_out, I, J, K)
     float32 on the CPU, after ``activation`` ('softmax'|'sigmoid'|None).  ``progress(fraction, text)``
     is called per window, ``cancel()`` returning True raises CancelledError between windows,
     ``message(text)`` reports fallbacks.  ``cpu_fallback`` (default: device is not the CPU) adds
-    the stitch-on-CPU and CPU-only steps after sw_batch has been halved down to 1."""
+    the stitch-on-CPU and CPU-only steps after sw_batch has been halved down to 1.  ``backend``
+    ('torch'|'auto'|'onnxruntime'|'openvino', see :mod:`.backends`) runs the windows; an export is
+    cached beside ``model_source``."""
     if blend not in BLEND_MODES:
         raise ParameterError(f"blend mode must be one of {', '.join(BLEND_MODES)}, got {blend!r}")
     if not 0 <= overlap < 1:
@@ -204,7 +208,9 @@ def run_inference(network, data, roi_size, *, overlap: float = 0.25, sw_batch_si
         try:
             if _module_device(network) not in (None, sw_dev):
                 network.to(sw_dev)
-            pred = _Predictor(network, total, progress, cancel, sw_dev.type == "cuda", out_channels)
+            forward = backends.wrap(network, backend, roi_size, batch, device=sw_dev, in_channels=x.shape[1],
+                                    model_source=model_source, message=message)
+            pred = _Predictor(forward, total, progress, cancel, sw_dev.type == "cuda", out_channels)
             # With windows and stitching on the same accelerator, move the input there once instead
             # of copying every window from host memory.
             xin = x.to(sw_dev) if sw_dev == out_dev else x

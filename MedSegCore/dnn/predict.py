@@ -15,13 +15,15 @@ from ..errors import ParameterError
 
 @dataclass
 class PredictOptions:
-    """Inference settings; ``roi=None`` uses the card's roi_size, ``device`` is 'auto'|'cpu'|'cuda'|'mps'."""
+    """Inference settings; ``roi=None`` uses the card's roi_size, ``device`` is 'auto'|'cpu'|'cuda'|'mps',
+    ``backend`` 'auto'|'torch'|'onnxruntime'|'openvino' (see :mod:`MedSegCore.dnn.backends`)."""
 
     roi: tuple | None = None
     overlap: float = 0.25
     sw_batch: int = 4
     blend: str = "gaussian"
     device: str = "auto"
+    backend: str = "auto"
     probabilities: bool = False
     largest_component: bool = False
     fill_holes: bool = False
@@ -135,7 +137,9 @@ def predict(inputs, model, options: PredictOptions | None = None, progress=None,
     data = np.transpose(prep.data, (0, 3, 2, 1))                 # (C, K, J, I) -> (C, I, J, K)
     timings["preprocess"] = time.perf_counter() - t0
     est = estimate_memory(model, data.shape[1:], roi, options.sw_batch, device)
-    say(f"Running {card.name} on {device}: {data.shape[1:]} voxels (I, J, K), roi {tuple(roi)}, "
+    from .backends import resolve as resolve_backend
+    backend = resolve_backend(options.backend, device)
+    say(f"Running {card.name} on {device} ({backend}): {data.shape[1:]} voxels (I, J, K), roi {tuple(roi)}, "
         f"sw_batch {options.sw_batch}; estimated memory {est.text}.")
     model.to(device)
 
@@ -145,7 +149,8 @@ def predict(inputs, model, options: PredictOptions | None = None, progress=None,
     t1 = time.perf_counter()
     probs = run_inference(model.network, data, roi, overlap=options.overlap, sw_batch_size=options.sw_batch,
                           blend=options.blend, device=device, out_channels=card.out_channels,
-                          activation=card.output, progress=window_progress, cancel=cancel, message=say)
+                          activation=card.output, progress=window_progress, cancel=cancel, message=say,
+                          backend=backend, model_source=model.source)
     timings["inference"] = time.perf_counter() - t1
     check_cancel()
     report(0.9, "Mapping the result onto the input grid")

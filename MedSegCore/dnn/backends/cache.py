@@ -1,0 +1,64 @@
+"""Where exported models live: next to the model (``<model folder>/.medseg-cache``), or under
+``$MEDSEG_HOME/cache`` (default ``~/.medseg/cache``) when the model's folder is read-only (the bundled
+model inside an install).  Files are named by the network's content hash and the runtime's version,
+so a changed model or an upgraded runtime never reuses a stale export; they are written atomically."""
+from __future__ import annotations
+
+import hashlib
+import os
+import weakref
+from pathlib import Path
+
+_HASHES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def content_hash(network) -> str:
+    """sha256 (first 16 hex digits) of the network's class and every parameter and buffer, by name,
+    shape, dtype and bytes: equal weights give equal hashes wherever the network came from."""
+    try:
+        return _HASHES[network]
+    except (KeyError, TypeError):
+        pass
+    import torch
+
+    h = hashlib.sha256(f"{type(network).__module__}.{type(network).__qualname__}".encode())
+    for name, t in network.state_dict().items():
+        t = t.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    digest = h.hexdigest()[:16]
+    try:
+        _HASHES[network] = digest
+    except TypeError:
+        pass
+    return digest
+
+
+def medseg_home() -> Path:
+    return Path(os.environ.get("MEDSEG_HOME") or Path.home() / ".medseg").expanduser()
+
+
+def _writable(folder: Path) -> bool:
+    folder = folder if folder.exists() else folder.parent
+    return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
+
+
+def cache_dir(model_source: str | None) -> Path:
+    """``<model folder>/.medseg-cache`` when that folder is writable, else ``$MEDSEG_HOME/cache``
+    (also when the model has no folder, e.g. a network built in memory).  Created if missing."""
+    if model_source:
+        src = Path(model_source).expanduser()
+        folder = src if src.is_dir() else src.parent
+        if folder.is_dir() and _writable(folder / ".medseg-cache"):
+            target = folder / ".medseg-cache"
+            target.mkdir(exist_ok=True)
+            return target
+    target = medseg_home() / "cache"
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def cache_path(model_source: str | None, network, runtime: str, version: str, suffix: str) -> Path:
+    """File for ``network`` exported for ``runtime`` ``version``: <hash>-<runtime>-<version><suffix>."""
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in version)
+    return cache_dir(model_source) / f"{content_hash(network)}-{runtime}-{safe}{suffix}"
