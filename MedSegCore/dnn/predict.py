@@ -137,8 +137,8 @@ def predict(inputs, model, options: PredictOptions | None = None, progress=None,
     data = np.transpose(prep.data, (0, 3, 2, 1))                 # (C, K, J, I) -> (C, I, J, K)
     timings["preprocess"] = time.perf_counter() - t0
     est = estimate_memory(model, data.shape[1:], roi, options.sw_batch, device)
-    from .backends import resolve as resolve_backend
-    backend = resolve_backend(options.backend, device)
+    from .backends import is_exportable, resolve as resolve_backend
+    backend = resolve_backend(options.backend, device, is_exportable(model.source))
     say(f"Running {card.name} on {device} ({backend}): {data.shape[1:]} voxels (I, J, K), roi {tuple(roi)}, "
         f"sw_batch {options.sw_batch}; estimated memory {est.text}.")
     model.to(device)

@@ -1,7 +1,7 @@
 """Run the benchmarks (``make bench``): each case's time, a baseline measured in the same run, ratio.
 
 Usage: python Testing/benchmarks/run.py [NAME ...]   (NAME: threshold, autothreshold, preview, metrics,
-predict, catalog; default all).  Nothing here asserts: the numbers are for people to read and record.
+predict, catalog, backends; default all).  Nothing here asserts: the numbers are for people to read and record.
 """
 from __future__ import annotations
 

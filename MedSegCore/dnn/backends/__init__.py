@@ -37,9 +37,11 @@ def available() -> list:
     return [b for b in BACKENDS[1:] if installed(b)]
 
 
-def resolve(name: str = "auto", device="cpu") -> str:
-    """The backend that will run: 'auto' -> an exported runtime on the CPU when installed, else
-    'torch'; a runtime named on a non-CPU device or not installed raises ParameterError."""
+def resolve(name: str = "auto", device="cpu", exportable: bool = True) -> str:
+    """The backend that will run: 'auto' -> an exported runtime on the CPU when installed and the
+    network is ``exportable`` (loaded from a model file or folder, where its export is cached; a
+    network built in memory runs on PyTorch unless a runtime is named), else 'torch'.  A runtime
+    named on a non-CPU device or not installed raises ParameterError."""
     from ...errors import ParameterError
 
     name = str(name or "auto").strip().lower()
@@ -47,7 +49,9 @@ def resolve(name: str = "auto", device="cpu") -> str:
     if name not in BACKENDS:
         raise ParameterError(f"unknown backend {name!r}; use one of {', '.join(BACKENDS)}")
     if name == "auto":
-        return next((b for b in CPU_ORDER if installed(b)), "torch") if dev_type == "cpu" else "torch"
+        if dev_type != "cpu" or not exportable:
+            return "torch"
+        return next((b for b in CPU_ORDER if installed(b)), "torch")
     if name != "torch":
         if dev_type != "cpu":
             raise ParameterError(f"backend {name!r} runs on the CPU only; with device {dev_type!r} use "
@@ -56,6 +60,29 @@ def resolve(name: str = "auto", device="cpu") -> str:
             raise ParameterError(f"backend {name!r} is not installed: pip install 'medseg[fast]' "
                                  f"(or choose 'auto' or 'torch')")
     return name
+
+
+def is_exportable(model_source) -> bool:
+    """True if ``model_source`` names a model file or folder that exists."""
+    import os
+
+    return bool(model_source) and os.path.exists(str(model_source))
+
+
+def _check(network, forward, roi, in_channels, batch):
+    """Raise if ``forward`` differs from ``network`` on a seeded random window (a trace that baked
+    in Python control flow, an unsupported operator translated wrongly)."""
+    import numpy as np
+    import torch
+
+    x = torch.from_numpy(np.random.default_rng(0).standard_normal((1, in_channels, *roi), dtype=np.float32))
+    with torch.inference_mode():
+        ref = network(x)
+    ref = (ref[0] if isinstance(ref, (list, tuple)) else ref).float().numpy()
+    got = forward(x.numpy())
+    err, scale = float(np.abs(got - ref).max()), float(np.abs(ref).max())
+    if not err <= 1e-3 + 1e-3 * scale:
+        raise RuntimeError(f"the exported network differs from PyTorch by {err:.3g} (outputs up to {scale:.3g})")
 
 
 def _runner(network, backend, roi, batch, in_channels, model_source):
@@ -74,6 +101,11 @@ def _runner(network, backend, roi, batch, in_channels, model_source):
             from . import openvino as ov_backend
             xml = ov_backend.openvino_ir(path, network, model_source, batch)
             _RUNNERS[key] = ov_backend.openvino_forward(xml, batch, threads)
+        try:
+            _check(network, _RUNNERS[key], roi, in_channels, batch)
+        except Exception:
+            del _RUNNERS[key]
+            raise
     return _RUNNERS[key]
 
 
@@ -81,9 +113,10 @@ def wrap(network, backend: str = "auto", roi=(96, 96, 96), sw_batch: int = 4, *,
          in_channels: int = 1, model_source: str | None = None, message=None):
     """A predictor ``f(x) -> logits`` on torch tensors (N, C, *roi) for ``sliding_window_inference``.
     ``backend`` 'auto'|'torch'|'onnxruntime'|'openvino' (see :func:`resolve`); ``model_source`` is
-    the model's file or folder (where the export is cached).  If the export or the runtime fails,
-    the network itself is returned after one warning (logged and passed to ``message``)."""
-    chosen = resolve(backend, device)
+    the model's file or folder (where the export is cached; 'auto' without one means PyTorch).  The
+    export is checked against PyTorch on one random window.  If the export, the runtime or that check
+    fails, the network itself is returned after one warning (logged and passed to ``message``)."""
+    chosen = resolve(backend, device, exportable=is_exportable(model_source))
     if chosen == "torch":
         return network
     try:

@@ -13,15 +13,16 @@ _HASHES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def content_hash(network) -> str:
-    """sha256 (first 16 hex digits) of the network's class and every parameter and buffer, by name,
-    shape, dtype and bytes: equal weights give equal hashes wherever the network came from."""
+    """sha256 (first 16 hex digits) of the network's class and ``repr`` (its layers and their
+    settings) and every parameter and buffer, by name, shape, dtype and bytes: equal networks give
+    equal hashes wherever they came from."""
     try:
         return _HASHES[network]
     except (KeyError, TypeError):
         pass
     import torch
 
-    h = hashlib.sha256(f"{type(network).__module__}.{type(network).__qualname__}".encode())
+    h = hashlib.sha256(f"{type(network).__module__}.{type(network).__qualname__}\n{network!r}".encode())
     for name, t in network.state_dict().items():
         t = t.detach().cpu().contiguous().reshape(-1)
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
@@ -49,7 +50,7 @@ def cache_dir(model_source: str | None) -> Path:
     if model_source:
         src = Path(model_source).expanduser()
         folder = src if src.is_dir() else src.parent
-        if folder.is_dir() and _writable(folder / ".medseg-cache"):
+        if src.exists() and _writable(folder / ".medseg-cache"):
             target = folder / ".medseg-cache"
             target.mkdir(exist_ok=True)
             return target
