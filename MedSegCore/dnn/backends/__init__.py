@@ -19,7 +19,7 @@ BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
 CPU_ORDER = ("onnxruntime", "openvino")          # auto on the CPU: first installed one wins
 _MODULES = {"onnxruntime": ("onnxruntime", "onnx"), "openvino": ("openvino", "onnx")}
 _RUNNERS: dict = {}                              # (hash, backend, roi, batch, threads) -> numpy forward
-_WARNED: set = set()
+_FAILED: dict = {}                               # (hash, backend, roi) -> the warning
 
 
 def installed(backend: str) -> bool:
@@ -119,17 +119,19 @@ def wrap(network, backend: str = "auto", roi=(96, 96, 96), sw_batch: int = 4, *,
     chosen = resolve(backend, device, exportable=is_exportable(model_source))
     if chosen == "torch":
         return network
-    try:
-        forward = _runner(network, chosen, [int(r) for r in roi], int(sw_batch), int(in_channels), model_source)
-    except Exception as exc:                    # noqa: BLE001 - any export/runtime failure falls back
-        from .cache import content_hash
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        text = f"Warning: {chosen} export failed ({type(exc).__name__}: {first}); running on PyTorch."
-        if (content_hash(network), chosen) not in _WARNED:
-            _WARNED.add((content_hash(network), chosen))
-            log.warning("%s", text)
+    from .cache import content_hash
+
+    failed = (content_hash(network), chosen, tuple(int(r) for r in roi))
+    if failed not in _FAILED:
+        try:
+            forward = _runner(network, chosen, [int(r) for r in roi], int(sw_batch), int(in_channels), model_source)
+        except Exception as exc:                # noqa: BLE001 - any export/runtime failure falls back
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            _FAILED[failed] = f"Warning: {chosen} export failed ({type(exc).__name__}: {first}); running on PyTorch."
+            log.warning("%s", _FAILED[failed])           # once per process and network: not retried
+    if failed in _FAILED:
         if message is not None:
-            message(text)
+            message(_FAILED[failed])
         return network
     return ExportedPredictor(network, forward)
 
