@@ -202,7 +202,7 @@ def test_resolve():
     from MedSegCore.errors import ParameterError
 
     assert backends.resolve("auto", "cuda") == "torch" and backends.resolve("auto", torch.device("mps")) == "torch"
-    assert backends.resolve("auto", "cpu") == (RUNTIMES[0] if RUNTIMES else "torch")
+    assert backends.resolve("auto", "cpu") == (RUNTIMES[-1] if RUNTIMES else "torch")      # openvino first
     assert backends.resolve("TORCH", "cpu") == "torch"
     with pytest.raises(ParameterError, match="runs on the CPU only"):
         backends.resolve("onnxruntime", "cuda:0")

@@ -55,7 +55,7 @@ def add_parser(sub):
                         "remember it by its content hash")
     m.add_argument("--device", default="auto", metavar="auto|cpu|cuda|mps", help="where to run (default: auto)")
     m.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime", "openvino"),
-                   help="what runs the windows (default auto: ONNX Runtime or OpenVINO on the CPU when "
+                   help="what runs the windows (default auto: OpenVINO, else ONNX Runtime, on the CPU when "
                         "installed, exported once and cached; PyTorch with AMP on CUDA/MPS)")
     m.add_argument("--channels", metavar="SUFFIX,...",
                    help="multi-channel models: files <case><SUFFIX>.<ext>, one suffix per model input "

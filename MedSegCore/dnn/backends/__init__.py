@@ -2,9 +2,9 @@
 
 :func:`wrap` turns a network into a predictor for MONAI's ``sliding_window_inference`` (torch
 tensors in, torch logits out), so MedSeg's own sliding-window path and a MONAI bundle's inferer use
-it alike.  ``auto`` picks the fastest backend installed for the device: ONNX Runtime, then OpenVINO,
-on the CPU (OpenVINO is faster but only within 4e-3 of PyTorch's probabilities, see the README);
-PyTorch (with AMP) on CUDA and MPS.  The export happens once per network and window shape and is
+it alike.  ``auto`` picks the fastest backend installed for the device: OpenVINO, then ONNX Runtime,
+on the CPU (OpenVINO's labels equal PyTorch's on 99.9996 % of the MNI152 voxels, its probabilities
+only within 4e-3; ONNX Runtime's within 3.2e-4, see the README); PyTorch (with AMP) on CUDA and MPS.  The export happens once per network and window shape and is
 cached (:mod:`.cache`); a failed export or runtime start falls back to PyTorch with one warning line.
 Importing this package imports neither torch nor a runtime.
 """
@@ -16,7 +16,7 @@ import logging
 log = logging.getLogger("medseg")
 
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
-CPU_ORDER = ("onnxruntime", "openvino")          # auto on the CPU: first installed one wins
+CPU_ORDER = ("openvino", "onnxruntime")          # auto on the CPU: first installed one wins (fastest first)
 _MODULES = {"onnxruntime": ("onnxruntime", "onnx"), "openvino": ("openvino", "onnx")}
 _RUNNERS: dict = {}                              # (hash, backend, roi, batch, threads) -> numpy forward
 _FAILED: dict = {}                               # (hash, backend, roi) -> the warning
