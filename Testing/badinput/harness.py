@@ -90,9 +90,11 @@ def skip_reason(case) -> str | None:
 
 
 def snapshot(folder: Path) -> dict:
-    """{relative path: (size, sha1)} of every file below ``folder`` (hidden files included)."""
+    """{relative path: (size, sha1)} of every file below ``folder`` (hidden files included), except
+    the inference backends' export cache beside a model (``.medseg-cache``, written on purpose)."""
     out = {}
     for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if d != ".medseg-cache"]
         for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
             p = os.path.join(root, name)
             rel = os.path.relpath(p, folder)
