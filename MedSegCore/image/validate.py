@@ -166,9 +166,9 @@ def check_nifti(path: str, finite: bool = True) -> None:
     """Raise InputError for a NIfTI/Analyze file (.nii, .nii.gz, .hdr/.img) whose data is shorter
     than its header promises (truncated file or short gzip stream), whose gzip stream is broken,
     whose voxels cannot fit in memory, or (if ``finite``) whose float voxels include NaN or infinity."""
-    if path.lower().endswith(".gz") and not _scan(path, 0, True, None, 1 << 62)[2]:
+    header = nifti_header(path)                  # a gzip stream broken inside the header is reported here
+    if path.lower().endswith(".gz") and header["data_file"] != path and not _scan(path, 0, True, None, 1 << 62)[2]:
         raise InputError(f"{path}: compressed file is truncated (the gzip stream stops early)")
-    header = nifti_header(path)
     shape, dtype = header["shape"], header["dtype"]
     if min(shape) < 1:
         raise InputError(f"{path}: NIfTI header gives image size {shape}; every size must be at least 1")
@@ -177,7 +177,7 @@ def check_nifti(path: str, finite: bool = True) -> None:
     data_file = header["data_file"]
     if not os.path.isfile(data_file):
         raise InputError(f"{path}: the image's data file {data_file} is missing")
-    compressed = data_file.lower().endswith(".gz")
+    compressed = data_file.lower().endswith(".gz")    # one pass: length, NaN and (gzip) the stream's end
     seen, bad, complete = _scan(data_file, header["offset"], compressed, dtype if finite else None, need)
     named = path if data_file == path else f"{path}: its data file {data_file}"
     if compressed and not complete:
