@@ -125,8 +125,8 @@ def nifti_header(path: str) -> dict:
     try:
         with _open_maybe_gz(header_path) as f:
             head = f.read(540)
-    except (OSError, EOFError) as exc:
-        raise InputError(f"{path}: compressed file is truncated or corrupt ({exc})") from None
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(f"{path}: compressed file is truncated or corrupt ({str(exc).splitlines()[0]})") from None
     if len(head) < 348:
         raise InputError(f"{path}: NIfTI header is truncated ({len(head)} of 348 bytes)")
     for endian in "<>":
