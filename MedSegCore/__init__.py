@@ -13,8 +13,10 @@ Layout (each folder's ``__init__`` says what it may import):
   mrml/        the Slicer adapter, the only folder importing ``slicer``/VTK: nodes, the headless
                scene, Segment Editor apply, segment operations, tables, predictions, training cases
   cli/         the ``medseg`` command line
+  catalog/     the model catalogue: verified downloads, safe unzip, the model store
   errors.py (the error classes every entry point reports as one line), sample.py (the MNI152 demo
-  sample from nilearn).
+  sample from nilearn), terminology.py (DICOM codes, Slicer's terminology strings), home.py
+  ($MEDSEG_HOME).
 The engine folders never import ``mrml``; ``Testing/test_architecture.py`` enforces it.
 """
 __version__ = "0.1.0"

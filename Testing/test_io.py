@@ -25,6 +25,17 @@ def test_lps_ras_pair_is_exact_inverse():
     assert from_sitk(image) == g
 
 
+def test_ijk_to_lps_is_itks_index_to_physical_point():
+    """DICOM code reads and writes LPS through Geometry.ijk_to_lps / from_ijk_to_lps: ITK is the reference."""
+    g = oblique_geometry()
+    image = to_sitk(np.zeros(g.shape, np.uint8), g)
+    m = g.ijk_to_lps()
+    for ijk in [(0, 0, 0), (3, 5, 7), (g.size[0] - 1, 1, g.size[2] - 1)]:
+        assert np.allclose((m @ [*ijk, 1.0])[:3], image.TransformIndexToPhysicalPoint(ijk), atol=1e-9)
+    back = Geometry.from_ijk_to_lps(m, g.size)
+    assert back.same_grid(g, tol=1e-9)
+
+
 @pytest.mark.parametrize("ext", [".mha", ".nrrd", ".nii.gz"])
 def test_oblique_anisotropic_round_trip(tmp_path, ext):
     g = oblique_geometry()

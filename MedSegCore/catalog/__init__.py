@@ -11,8 +11,8 @@ work offline.  Standard library only (``urllib``, ``zipfile``, ``hashlib``): no 
 from .download import DownloadError
 from .entries import Catalog, Entry, catalog_source, load_catalog, parse_catalog
 from .install import Outcome, import_model, install, resolve_model
-from .store import Installed, find_installed, home, installed, models_dir, remove
+from .store import Installed, find_installed, installed, models_dir, remove
 
 __all__ = ["Catalog", "DownloadError", "Entry", "Installed", "Outcome", "catalog_source", "find_installed",
-           "home", "import_model", "install", "installed", "load_catalog", "models_dir", "parse_catalog",
+           "import_model", "install", "installed", "load_catalog", "models_dir", "parse_catalog",
            "remove", "resolve_model"]

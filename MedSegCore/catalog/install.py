@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
+from ..home import medseg_home
 from . import archive, download, store
 from .entries import Catalog, Entry, file_url_path, load_catalog
 
@@ -49,7 +50,7 @@ def _folder_version(folder: Path) -> str:
 def _check_disk(entry: Entry) -> None:
     if entry.size_bytes is None:
         return
-    target = store.home()
+    target = medseg_home()
     target.mkdir(parents=True, exist_ok=True)
     need = entry.size_bytes + (entry.max_unpacked_bytes or archive.default_limit(entry.size_bytes) // 4)
     free = shutil.disk_usage(target).free

@@ -20,23 +20,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError, ParameterError
+from ..home import medseg_home
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 RECORD = "install.json"
 MODEL_DIR = "model"
 
 
-def home() -> Path:
-    """``$MEDSEG_HOME`` or ``~/.medseg``."""
-    return Path(os.environ.get("MEDSEG_HOME") or "~/.medseg").expanduser()
-
-
 def models_dir() -> Path:
-    return home() / "models"
+    return medseg_home() / "models"
 
 
 def downloads_dir() -> Path:
-    return home() / "downloads"
+    return medseg_home() / "downloads"
 
 
 def check_name(name: str) -> str:

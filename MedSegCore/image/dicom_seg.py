@@ -28,7 +28,6 @@ from .geometry import Geometry
 log = logging.getLogger("medseg")
 SEG_EXTENSION = ".dcm"
 HIGHDICOM = "highdicom==0.28.2"
-_LPS_RAS4 = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
 @dataclass(frozen=True)
@@ -159,7 +158,7 @@ def _geometry(volume) -> Geometry:
     """Geometry (RAS, IJK = column, row, frame) of a highdicom Volume (LPS, indices frame, row, column)."""
     affine = np.asarray(volume.affine, dtype=float)[:, [2, 1, 0, 3]]
     frames, rows, columns = volume.spatial_shape
-    return Geometry.from_ijk_to_ras(_LPS_RAS4 @ affine, (columns, rows, frames))
+    return Geometry.from_ijk_to_lps(affine, (columns, rows, frames))
 
 
 def read_seg(path: str) -> tuple:

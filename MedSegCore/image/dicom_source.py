@@ -17,7 +17,6 @@ from ..errors import InputError
 from .dicom_headers import scan
 from .geometry import Geometry
 
-_LPS_RAS = np.diag([-1.0, -1.0, 1.0])
 POSITION_TOL = 0.2        # of the smallest voxel spacing: slice positions may jitter (scanners), never by a slice
 
 
@@ -64,8 +63,8 @@ def _check_grid(items, geometry: Geometry, folder: str) -> None:
     if len(items) != geometry.size[2]:
         raise InputError(f"{folder}: series has {len(items)} instances but the volume {geometry.size[2]} slices; "
                          "it cannot be referenced slice by slice")
-    lps = _LPS_RAS @ geometry.direction_matrix
-    ijk_to_lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ geometry.ijk_to_ras()
+    ijk_to_lps = geometry.ijk_to_lps()
+    lps = ijk_to_lps[:3, :3] / np.asarray(geometry.spacing, float)      # unit axis directions in LPS
     tol = POSITION_TOL * min(geometry.spacing)
     uids = set()
     for k, item in enumerate(items):

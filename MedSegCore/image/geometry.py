@@ -56,6 +56,15 @@ class Geometry:
         m[:3, 3] = self.origin
         return m
 
+    def ijk_to_lps(self) -> np.ndarray:
+        """4x4 homogeneous IJK -> LPS matrix (DICOM's and ITK's patient coordinates)."""
+        return np.diag([*np.diag(_LPS_RAS), 1.0]) @ self.ijk_to_ras()
+
+    @classmethod
+    def from_ijk_to_lps(cls, matrix, size) -> "Geometry":
+        """Build a geometry from a 4x4 IJK -> LPS matrix (DICOM, ITK) and a size (I, J, K)."""
+        return cls.from_ijk_to_ras(np.diag([*np.diag(_LPS_RAS), 1.0]) @ np.asarray(matrix, dtype=float), size)
+
     @classmethod
     def from_ijk_to_ras(cls, matrix, size) -> "Geometry":
         """Build a geometry from a 4x4 IJK -> RAS matrix and a size (I, J, K)."""

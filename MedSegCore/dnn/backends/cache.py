@@ -9,6 +9,8 @@ import os
 import weakref
 from pathlib import Path
 
+from ...home import medseg_home
+
 _HASHES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
@@ -33,10 +35,6 @@ def content_hash(network) -> str:
     except TypeError:
         pass
     return digest
-
-
-def medseg_home() -> Path:
-    return Path(os.environ.get("MEDSEG_HOME") or Path.home() / ".medseg").expanduser()
 
 
 def _writable(folder: Path) -> bool:

@@ -11,7 +11,7 @@ code, so the first run of each bundle must be trusted (:mod:`.trust`).  Interact
 (deepedit, vista3d) are refused.  Importing this package does not import torch or MONAI.
 """
 from .config import BundleInfo, bundle_info, content_hash, input_channel_names, interactive_reason, is_bundle
-from .trust import UntrustedBundleError, is_trusted, medseg_home, question_for, remember, trust_question
+from .trust import UntrustedBundleError, is_trusted, question_for, remember, trust_question
 
 
 def load_bundle(folder, device="cpu", trust=None):
@@ -22,5 +22,5 @@ def load_bundle(folder, device="cpu", trust=None):
 
 
 __all__ = ["BundleInfo", "bundle_info", "content_hash", "input_channel_names", "interactive_reason", "is_bundle",
-           "load_bundle", "UntrustedBundleError", "is_trusted", "medseg_home", "question_for", "remember",
+           "load_bundle", "UntrustedBundleError", "is_trusted", "question_for", "remember",
            "trust_question"]

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from ...errors import InputError
+from ...home import medseg_home
 
 STORE_NAME = "trusted_bundles.json"
 ENV_TRUST = "MEDSEG_TRUST_BUNDLES"
@@ -21,11 +22,6 @@ ENV_TRUST = "MEDSEG_TRUST_BUNDLES"
 
 class UntrustedBundleError(InputError):
     """The bundle has not been trusted yet; the message says how to trust it."""
-
-
-def medseg_home() -> Path:
-    """``$MEDSEG_HOME`` or ``~/.medseg``."""
-    return Path(os.environ.get("MEDSEG_HOME") or Path.home() / ".medseg").expanduser()
 
 
 def store_path() -> Path:
