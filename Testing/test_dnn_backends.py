@@ -14,9 +14,9 @@ from MedSegCore.dnn.inference import run_inference
 from MedSegCore.dnn.loading import load_model
 
 RUNTIMES = [b for b in ("onnxruntime", "openvino") if backends.installed(b)]
-# Probabilities: ONNX Runtime within 3.2e-4 of PyTorch on the whole MNI152; OpenVINO's CPU kernels
-# (its instance normalisation) only within 3.6e-3 (README, "Inference backends"), so its bound is wider.
-PROB_TOL = {"onnxruntime": 1e-3, "openvino": 5e-3}
+# Probabilities within 1e-3 of PyTorch (issue 15).  Measured on the whole MNI152: ONNX Runtime 3.2e-4,
+# OpenVINO 3.1e-4 with instance norms on a flat view (3.6e-3 without: backends/onnx.py).
+PROB_TOL = {"onnxruntime": 1e-3, "openvino": 1e-3}
 
 
 @pytest.fixture(autouse=True)
@@ -24,6 +24,18 @@ def _private_home(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDSEG_HOME", str(tmp_path / "home"))
     backends._RUNNERS.clear()
     backends._FAILED.clear()
+
+
+def mni152():
+    """The whole MNI152 T1 (nilearn), 197 x 233 x 189: its near-empty windows at the edge of the head
+    are where OpenVINO's blocked-layout instance norm was off by 3.6e-3."""
+    from nilearn.datasets import load_mni152_template
+
+    from MedSegCore.image.geometry import Geometry
+
+    img = load_mni152_template(resolution=1)
+    ijk = np.asarray(img.dataobj, dtype=np.float32)
+    return np.ascontiguousarray(ijk.transpose(2, 1, 0)), Geometry.from_ijk_to_ras(img.affine, ijk.shape)
 
 
 def brain_crop():
@@ -52,7 +64,7 @@ def copy_default(tmp_path):
 @pytest.fixture(scope="module")
 def torch_reference():
     torch.set_num_threads(2)
-    array, geometry = brain_crop()
+    array, geometry = mni152()
     model = load_model("default", "cpu")
     ref = predict([(array, geometry)], model, PredictOptions(device="cpu", backend="torch", probabilities=True))
     return array, geometry, ref
@@ -64,12 +76,34 @@ def test_bundled_model_same_labels_and_probabilities(backend, torch_reference, t
     model = load_model(copy_default(tmp_path), "cpu")
     got = predict([(array, geometry)], model, PredictOptions(device="cpu", backend=backend, probabilities=True))
     assert f"({backend})" in got.messages[0]
-    assert (ref.labelmap > 0).mean() > 0.2                        # the crop holds brain, not only background
+    assert (ref.labelmap > 0).mean() > 0.15                       # the head holds grey and white matter
     agree = (got.labelmap == ref.labelmap).mean()
     assert agree >= 0.9999, agree
     worst = max(np.abs(got.probabilities[k] - ref.probabilities[k]).max() for k in ref.probabilities)
     assert worst <= PROB_TOL[backend], worst
     assert list((tmp_path / "default" / ".medseg-cache").glob("*.onnx"))
+
+
+def test_planar_norms_same_arithmetic():
+    """The network OpenVINO gets (instance norms on a flat view) computes what the original does."""
+    from monai.networks.nets import UNet
+
+    from MedSegCore.dnn.backends.onnx import planar_norms
+
+    torch.manual_seed(2)
+    net = UNet(3, 1, 2, channels=(4, 8), strides=(2,), num_res_units=1, norm=("instance", {"affine": True})).eval()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.InstanceNorm3d):
+                m.weight.uniform_(0.5, 2.0), m.bias.uniform_(-1, 1)
+    twin = planar_norms(net)
+    assert twin is not net and not any(isinstance(m, torch.nn.InstanceNorm3d) for m in twin.modules())
+    assert any(isinstance(m, torch.nn.InstanceNorm3d) for m in net.modules())      # the original untouched
+    x = torch.randn(2, 1, 16, 16, 16) * 3 + 5
+    with torch.no_grad():
+        assert torch.allclose(twin(x), net(x), atol=1e-5)
+    plain = UNet(3, 1, 2, channels=(4, 8), strides=(2,), norm="batch").eval()
+    assert planar_norms(plain) is plain
 
 
 def bundle_networks():

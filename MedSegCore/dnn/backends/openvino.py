@@ -5,20 +5,22 @@ on CPUs that have it) with ``INFERENCE_NUM_THREADS`` set to torch's thread count
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 
-from .cache import cache_path
 
 
-def openvino_ir(onnx_path: str, network, model_source: str | None, batch: int) -> str:
-    """Path of the cached IR (.xml, its .bin beside it) for ``batch`` windows; written atomically
-    (the .bin first, the .xml last, so an .xml present means a complete pair)."""
+def openvino_ir(onnx_path: str, batch: int) -> str:
+    """Path of the cached IR (.xml, its .bin beside it) for ``batch`` windows, beside the ONNX file
+    and named after it (network hash, window shape, torch version) and the OpenVINO version; written
+    atomically (the .bin first, the .xml last, so an .xml present means a complete pair)."""
     import openvino as ov
 
     from ...image.io import atomic_path
 
-    xml = cache_path(model_source, network, "openvino", f"{ov.__version__.split('-')[0]}-b{batch}", ".xml")
+    onnx = Path(onnx_path)
+    xml = onnx.with_name(f"{onnx.stem}-openvino-{ov.__version__.split('-')[0]}-b{int(batch)}.xml")
     if xml.is_file() and xml.with_suffix(".bin").is_file():
         return str(xml)
     model = ov.Core().read_model(onnx_path)
