@@ -174,6 +174,31 @@ def test_constant_windows_run_through_pytorch():
 
 
 @pytest.mark.skipif("onnxruntime" not in RUNTIMES, reason="onnxruntime not installed")
+def test_constant_window_output_cached_beside_the_export(tmp_path, monkeypatch):
+    """The PyTorch output on an empty window is kept beside the export: a later run (a fresh
+    predictor, as in a new process) reads it instead of running the network, and gets the same."""
+    folder = copy_default(tmp_path)
+    model = load_model(folder, "cpu")
+    x = torch.zeros((2, 1, 64, 64, 64))
+    x[1] = torch.randn((1, 64, 64, 64))
+    with torch.inference_mode():
+        ref = model.network(x[:1])
+    first = backends.wrap(model.network, "onnxruntime", (64, 64, 64), 2, model_source=model.source)(x)
+    files = list((folder / ".medseg-cache").glob("*-constant-*.npy"))
+    assert len(files) == 1 and np.load(files[0]).shape == (3, 64, 64, 64), files
+    backends._RUNNERS.clear()
+    calls = []
+    predictor = backends.wrap(model.network, "onnxruntime", (64, 64, 64), 2, model_source=model.source)
+    monkeypatch.setattr(predictor, "network", lambda t: calls.append(t) or model.network(t))
+    again = predictor(x)
+    assert calls == []                                           # the empty window did not run the network
+    assert torch.equal(again[0], first[0]) and torch.allclose(again[0], ref[0], atol=1e-4)
+    x[0] = 0.5                                                   # another value: computed and cached anew
+    predictor(x)
+    assert len(calls) == 1 and len(list((folder / ".medseg-cache").glob("*-constant-*.npy"))) == 2
+
+
+@pytest.mark.skipif("onnxruntime" not in RUNTIMES, reason="onnxruntime not installed")
 def test_cache_keyed_by_content_and_version_and_reused(tmp_path, monkeypatch):
     from MedSegCore.dnn.backends import onnx as onnx_backend
 

@@ -203,3 +203,26 @@ def test_sigmoid_output_and_holes_never_overwrite_other_labels():
     result = predict([(image.astype(np.float32), geom)], LoadedModel(TwoMasks(), c, "t", "test"),
                      PredictOptions(device="cpu", fill_holes=True))
     assert np.array_equal(result.labelmap, (shell * 1 + inner * 2).astype(np.uint8))
+
+
+@pytest.mark.parametrize("output", ["softmax", "sigmoid"])
+def test_labels_without_probabilities_equal_labels_from_probabilities(output):
+    """Without --probabilities the labels come from the logits (no activation pass): the same labels
+    as argmax of the softmax / the most probable sigmoid channel above 0.5, on a seeded random network
+    whose channels compete everywhere."""
+    torch.manual_seed(3)
+    net = torch.nn.Conv3d(1, 3, 3, padding=1).eval()
+    rng = np.random.default_rng(3)
+    image = rng.normal(0, 1, (24, 20, 28)).astype(np.float32)
+    geom = Geometry(image.shape[::-1], (1.0, 1.0, 1.0), (0, 0, 0), np.eye(3))
+    labels = [{"value": v, "name": f"l{v}", "color": [1, 0, 0]} for v in ((1, 2) if output == "softmax" else (1, 2, 5))]
+    c = card(out_channels=3, output=output, labels=labels)
+    model = LoadedModel(net, c, "t", "test")
+    with_probs = predict([(image, geom)], model, PredictOptions(device="cpu", probabilities=True))
+    plain = predict([(image, geom)], model, PredictOptions(device="cpu"))
+    values = set(np.unique(plain.labelmap).tolist())
+    assert values == ({0, 1, 2} if output == "softmax" else {0, 1, 2, 5}), values
+    assert np.array_equal(plain.labelmap, with_probs.labelmap)
+    if output == "softmax":                  # and both are argmax of the probabilities MedSeg reports
+        stack = np.stack([1 - sum(with_probs.probabilities.values()), *with_probs.probabilities.values()])
+        assert np.array_equal(np.array([0, 1, 2])[stack.argmax(0)], plain.labelmap)

@@ -148,10 +148,11 @@ class _Predictor:
         if tuple(y.shape[2:]) != tuple(x.shape[2:]) or y.shape[0] != x.shape[0]:
             raise InputError(f"the network's output has shape {tuple(y.shape)} for a window of shape "
                              f"{tuple(x.shape)}: each output window must have the input window's size")
-        if not bool(torch.isfinite(y).all()):
+        if not bool(torch.isfinite(y.sum())):       # one reduction; the exact count only when it is not finite
             bad = int((~torch.isfinite(y)).sum())
-            raise InputError(f"the network's output holds {bad} NaN or infinite value(s) (in a window of shape "
-                             f"{tuple(x.shape)}): the model is broken or does not suit this input")
+            if bad:
+                raise InputError(f"the network's output holds {bad} NaN or infinite value(s) (in a window of shape "
+                                 f"{tuple(x.shape)}): the model is broken or does not suit this input")
         if self.out_channels is not None and y.shape[1] != self.out_channels:
             raise InputError(f"the network produced {y.shape[1]} output channel(s) but its model card "
                              f"declares out_channels = {self.out_channels}")

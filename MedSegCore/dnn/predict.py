@@ -61,14 +61,16 @@ def _check(options: PredictOptions, card) -> list:
     return [int(r) for r in roi]
 
 
-def _labels_from(probs, card) -> np.ndarray:
+def _labels_from(probs, card, logits: bool = False) -> np.ndarray:
     """uint8 labelmap (K, J, I) from probabilities (C, I, J, K) (a torch tensor), one channel at a
-    time (argmax for softmax; for sigmoid the most probable label above 0.5)."""
+    time (argmax for softmax; for sigmoid the most probable label above 0.5).  ``logits``: ``probs``
+    holds the network's output before the activation, which orders the channels the same (softmax
+    and sigmoid are monotonic; sigmoid's 0.5 is a logit of 0), so the labels are the same."""
     import torch
 
     values = card.channel_values()
     start = 1 if card.output == "softmax" else 0
-    best = probs[0].clone() if start else torch.full_like(probs[0], 0.5)
+    best = probs[0].clone() if start else torch.full_like(probs[0], 0.0 if logits else 0.5)
     out = torch.zeros(best.shape, dtype=torch.uint8)
     for c in range(start, probs.shape[0]):
         better = probs[c] > best
@@ -149,13 +151,15 @@ def predict(inputs, model, options: PredictOptions | None = None, progress=None,
     t1 = time.perf_counter()
     probs = run_inference(model.network, data, roi, overlap=options.overlap, sw_batch_size=options.sw_batch,
                           blend=options.blend, device=device, out_channels=card.out_channels,
-                          activation=card.output, progress=window_progress, cancel=cancel, message=say,
+                          activation=card.output if options.probabilities else None,      # labels: logits do
+                          progress=window_progress, cancel=cancel, message=say,
                           backend=backend, model_source=model.source)
     timings["inference"] = time.perf_counter() - t1
     check_cancel()
     report(0.9, "Mapping the result onto the input grid")
     t2 = time.perf_counter()
-    labelmap = prep.to_input_grid(_labels_from(probs, card), labels=True).astype(np.uint8, copy=False)
+    labels = _labels_from(probs, card, logits=not options.probabilities)
+    labelmap = prep.to_input_grid(labels, labels=True).astype(np.uint8, copy=False)
     probabilities = None
     if options.probabilities:                                        # (I, J, K) -> (K, J, I) per channel
         first = 1 if card.output == "softmax" else 0

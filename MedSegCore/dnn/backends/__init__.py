@@ -99,8 +99,9 @@ def _runner(network, backend, roi, batch, in_channels, model_source):
             _RUNNERS[key] = onnx_backend.onnxruntime_forward(path, threads)
         else:
             from . import openvino as ov_backend
-            xml = ov_backend.openvino_ir(path, batch)
-            _RUNNERS[key] = ov_backend.openvino_forward(xml, batch, threads)
+            streams, per_request = ov_backend.streams_for(threads, batch)
+            xml = ov_backend.openvino_ir(path, per_request)
+            _RUNNERS[key] = ov_backend.openvino_forward(xml, per_request, threads, streams)
         try:
             _check(network, _RUNNERS[key], roi, in_channels, batch)
         except Exception:
@@ -133,38 +134,53 @@ def wrap(network, backend: str = "auto", roi=(96, 96, 96), sw_batch: int = 4, *,
         if message is not None:
             message(_FAILED[failed])
         return network
-    return ExportedPredictor(network, forward)
+    return ExportedPredictor(network, forward, model_source)
 
 
 class ExportedPredictor:
     """Runs windows through an exported ``forward`` (numpy in, numpy out).  A window holding one
     value only (pure background) runs through the PyTorch network instead, once per value: instance
     normalisation of a constant is 0/0, where the runtimes return rounding noise amplified layer by
-    layer (measured: logits off by 34 on the bundled model) while PyTorch returns exact zeros."""
+    layer (measured: logits off by 34 on the bundled model) while PyTorch returns exact zeros.  That
+    output is kept beside the export (:func:`.cache.constant_output`), so later runs skip it too."""
 
-    def __init__(self, network, forward):
-        self.network, self.forward, self.constant = network, forward, {}
+    def __init__(self, network, forward, model_source: str | None = None):
+        from .cache import content_hash
+
+        self.network, self.forward, self.model_source, self.constant = network, forward, model_source, {}
+        self.digest = content_hash(network)
+
+    def _constant(self, x, i, value):
+        import torch
+
+        from .cache import constant_output
+
+        key = (value, tuple(x.shape[1:]))
+        if key not in self.constant:
+            def compute():
+                with torch.inference_mode():
+                    out = self.network(x[i:i + 1].float())
+                return (out[0] if isinstance(out, (list, tuple)) else out).float()[0].cpu().numpy()
+            self.constant[key] = torch.from_numpy(constant_output(self.model_source, self.digest, value,
+                                                                  tuple(x.shape[1:]), compute))
+        return self.constant[key]
 
     def __call__(self, x):
         import numpy as np
         import torch
 
         flat = x.detach().reshape(x.shape[0], -1)
-        const = (flat.amax(1) == flat.amin(1)).tolist()
+        low, high = torch.aminmax(flat, dim=1)
+        const = (low == high).tolist()
         live = [i for i, c in enumerate(const) if not c]
         parts = {}
         if live:
             sub = x if len(live) == len(const) else x[live]
             y = torch.from_numpy(self.forward(np.ascontiguousarray(sub.detach().cpu().float().numpy())))
+            if len(live) == len(const):
+                return y.to(x.device)
             parts.update(zip(live, y))
         for i, c in enumerate(const):
             if c:
-                key = (float(flat[i, 0]), tuple(x.shape[1:]))
-                if key not in self.constant:
-                    with torch.inference_mode():
-                        out = self.network(x[i:i + 1].float())
-                    self.constant[key] = (out[0] if isinstance(out, (list, tuple)) else out).float()[0]
-                parts[i] = self.constant[key]
-        if len(live) == len(const):
-            return y.to(x.device)
+                parts[i] = self._constant(x, i, float(low[i]))
         return torch.stack([parts[i] for i in range(len(const))]).to(x.device)

@@ -61,3 +61,30 @@ def cache_path(model_source: str | None, network, runtime: str, version: str, su
     """File for ``network`` exported for ``runtime`` ``version``: <hash>-<runtime>-<version><suffix>."""
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in version)
     return cache_dir(model_source) / f"{content_hash(network)}-{runtime}-{safe}{suffix}"
+
+
+def constant_output(model_source: str | None, digest: str, value: float, shape: tuple, compute):
+    """The network's output (float32 numpy) on a window of ``shape`` (C, I, J, K) holding only
+    ``value``: read from ``<digest>-constant-<value>-<shape>.npy`` in :func:`cache_dir` if there, else
+    ``compute()`` and written there atomically (a failed write only loses the cache)."""
+    import numpy as np
+
+    name = "x".join(str(int(v)) for v in shape)
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in f"{float(value).hex()}-{name}")
+    path = cache_dir(model_source) / f"{digest}-constant-{safe}.npy"
+    if path.is_file():
+        try:
+            out = np.load(path, allow_pickle=False)
+            if out.dtype == np.float32 and out.shape[1:] == tuple(shape[1:]):
+                return out
+        except (OSError, ValueError):
+            pass
+    out = np.ascontiguousarray(compute(), dtype=np.float32)
+    try:
+        from ...image.io import atomic_path
+
+        with atomic_path(str(path)) as tmp, open(tmp, "wb") as f:
+            np.save(f, out, allow_pickle=False)
+    except Exception:                           # noqa: BLE001 - a read-only or full disk: run without the cache
+        pass
+    return out
