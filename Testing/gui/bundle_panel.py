@@ -30,7 +30,8 @@ def volume_rows(panel, ui):
         form = combo.parentWidget().layout()
         label = form.labelForField(combo) if isinstance(form, QtWidgets.QFormLayout) else None
         y = combo.mapTo(panel, QtCore.QPoint(0, 0)).y()
-        rows.append((y, label.text if label is not None and label.isVisibleTo(panel) else "", combo))
+        shown = label is not None and QtWidgets.QWidget.isVisibleTo(label, panel)
+        rows.append((y, QtWidgets.QLabel.text(label) if shown else "", combo))
     return [(text, combo) for _y, text, combo in sorted(rows, key=lambda r: r[0])]
 
 
