@@ -40,44 +40,72 @@ def _run(widget, ui, volume, values):
     return labelmap(widget._parameterNode.outputSegmentation, volume, values)
 
 
-def test_channel_selectors_and_channel_order(module_panel, tmp_path):
+@pytest.fixture
+def brats_scene(module_panel, tmp_path):
+    """The BraTS and spleen test bundles, four MR volumes (files and nodes), the panel shown."""
     brats = bf.write_bundle(tmp_path / "bundles", "brats", seed=5)
     spleen = bf.write_bundle(tmp_path / "bundles", "spleen", seed=3)
     assert input_channel_names(brats) == CHANNELS
     geometry = bf.lps_oblique_geometry()
     files = [file_volume_node(bf.test_volume(geometry, seed=c, offset=1100), geometry, tmp_path, name)
              for c, name in enumerate(CHANNELS)]
-    paths, volumes = [f[0] for f in files], [f[1] for f in files]
     panel = module_panel("MedSegDNN")
-    widget, ui = panel.widget(), panel.widget().ui
     panel.show()
-    ui.backendComboBox.currentText = "torch"
-    assert _labels(volume_rows(panel, ui)) == ["Input volume:"]
+    panel.widget().ui.backendComboBox.currentText = "torch"
+    return brats, spleen, [f[0] for f in files], [f[1] for f in files], panel
 
-    # the bundle's channels, labelled from metadata.json, the first one the input volume selector
+
+def _choose_brats(panel, ui, brats, volumes):
+    """Choose the bundle; its selectors, the first the input volume selector; fill all but FLAIR."""
     choose_bundle(ui, brats)
     rows = volume_rows(panel, ui)
     assert _labels(rows) == [f"{name}:" for name in CHANNELS] and rows[0][1] is ui.inputVolumeSelector
     combos = [combo for _text, combo in rows]
     for combo, volume in zip(combos[:3], volumes[:3]):
         combo.setCurrentNode(volume)
+    return combos
 
-    # a missing channel: one line in the status, nothing runs
-    dialogs.click(ui.applyButton)
-    assert widget._run is None and ui.applyButton.enabled
-    assert ui.statusLabel.text.startswith("Not run: ") and "FLAIR" in ui.statusLabel.text
-    assert "\n" not in ui.statusLabel.text
-    assert slicer.mrmlScene.GetNodesByClass("vtkMRMLSegmentationNode").GetNumberOfItems() == 0
 
+def test_channel_selectors_follow_the_model(brats_scene):
+    brats, spleen, _paths, volumes, panel = brats_scene
+    ui = panel.widget().ui
+    assert _labels(volume_rows(panel, ui)) == ["Input volume:"]
+    combos = _choose_brats(panel, ui, brats, volumes)
     # pressing Enter in the path field again keeps the selectors and the choices made
     QtTest.QTest.keyClick(ui.modelPathLineEdit, QtCore.Qt.Key.Key_Return)
     process_events()
     assert [c for _t, c in volume_rows(panel, ui)] == combos
     assert [c.currentNode() for c in combos[:3]] == volumes[:3]
+    # a one-channel bundle, and the default model: one selector, "Input volume:"
+    choose_bundle(ui, spleen)
+    assert _labels(volume_rows(panel, ui)) == ["Input volume:"]
+    choose_bundle(ui, brats)
+    assert _labels(volume_rows(panel, ui)) == [f"{name}:" for name in CHANNELS]
+    ui.modelSourceComboBox.currentIndex = ui.modelSourceComboBox.findText("default")
+    assert _labels(volume_rows(panel, ui)) == ["Input volume:"]
+
+
+def test_missing_channel_is_one_status_line(brats_scene):
+    brats, _spleen, _paths, volumes, panel = brats_scene
+    widget, ui = panel.widget(), panel.widget().ui
+    _choose_brats(panel, ui, brats, volumes)
+    with dialogs.no_dialog():
+        dialogs.click(ui.applyButton)
+    assert widget._run is None and ui.applyButton.enabled
+    assert ui.statusLabel.text.startswith("Not run: ") and "FLAIR" in ui.statusLabel.text
+    assert "\n" not in ui.statusLabel.text
+    assert slicer.mrmlScene.GetNodesByClass("vtkMRMLSegmentationNode").GetNumberOfItems() == 0
+
+
+def test_volumes_reach_the_bundle_in_channel_order(brats_scene, tmp_path):
+    brats, _spleen, paths, volumes, panel = brats_scene
+    widget, ui = panel.widget(), panel.widget().ui
+    combos = _choose_brats(panel, ui, brats, volumes)
     combos[3].setCurrentNode(volumes[3])
 
     # the panel's run equals the logic's with the volumes in channel order, and MONAI's ConfigWorkflow
-    reference_node, prediction = widget.logic.segment(volumes, brats, widget.logic.optionsFromNode(widget._parameterNode))
+    options = widget.logic.optionsFromNode(widget._parameterNode)
+    reference_node, prediction = widget.logic.segment(volumes, brats, options)
     slicer.mrmlScene.RemoveNode(reference_node)
     values = {lab.name: lab.value for lab in prediction.labels}
     assert sorted(values.values()) == [1, 2, 4]
@@ -92,11 +120,3 @@ def test_channel_selectors_and_channel_order(module_panel, tmp_path):
     combos[3].setCurrentNode(volumes[0])
     swapped = _run(widget, ui, volumes[0], values)
     assert np.mean(swapped != got) > 0.01
-
-    # a one-channel bundle, and the default model: one selector, "Input volume:"
-    choose_bundle(ui, spleen)
-    assert _labels(volume_rows(panel, ui)) == ["Input volume:"]
-    choose_bundle(ui, brats)
-    assert _labels(volume_rows(panel, ui)) == [f"{name}:" for name in CHANNELS]
-    ui.modelSourceComboBox.currentIndex = ui.modelSourceComboBox.findText("default")
-    assert _labels(volume_rows(panel, ui)) == ["Input volume:"]
