@@ -310,8 +310,12 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyButton.enabled, self.ui.cancelButton.enabled = True, False
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("Segmentation failed."), waitCursor=True):
-            segmentation, messages = self.logic.finishSegmentation(run, self._runVolume, p.outputSegmentation,
-                                                                    p.probabilities)
+            try:
+                segmentation, messages = self.logic.finishSegmentation(run, self._runVolume, p.outputSegmentation,
+                                                                        p.probabilities)
+            except MedSegError as error:               # the run's own one-line reason; the scene is unchanged
+                self.ui.statusLabel.text = _("Failed: {reason}").format(reason=error)
+                return
             p.outputSegmentation = segmentation
             self.ui.statusLabel.text = "\n".join(messages + [f"Done in {run.elapsed():.1f} s."])
 

@@ -88,3 +88,23 @@ def test_bundle_trust_dialog(module_panel, tmp_path):
         dialogs.click(ui.applyButton)
     assert info.sha256 not in box.text
     _refused(widget, ui, changed, box)
+
+
+def test_bundle_changed_while_asked_does_not_run(module_panel, tmp_path):
+    """The hash remembered is the hash the user was shown: files replaced while the question is
+    open are not trusted, the run refuses them and says so in one status line."""
+    folder = bf.write_bundle(tmp_path / "bundles", "spleen", seed=11)
+    geometry = bf.lps_oblique_geometry()
+    file_volume_node(bf.test_volume(geometry), geometry, tmp_path, "CT")
+    panel = module_panel("MedSegDNN")
+    widget, ui = panel.widget(), panel.widget().ui
+    ui.backendComboBox.currentText = "torch"
+    choose_bundle(ui, folder)
+    shown = bundle_info(folder)
+    with dialogs.answer("Yes", check=lambda box: bf.write_bundle(tmp_path / "bundles", "spleen", seed=13)):
+        dialogs.click(ui.applyButton)
+    changed = bundle_info(folder)
+    assert changed.sha256 != shown.sha256 and is_trusted(shown) and not is_trusted(changed)
+    poll_until(widget, lambda: widget._run is None)
+    assert ui.statusLabel.text.startswith("Failed: ") and "not been trusted" in ui.statusLabel.text
+    assert "\n" not in ui.statusLabel.text and _segmentations() == 0 and ui.applyButton.enabled
