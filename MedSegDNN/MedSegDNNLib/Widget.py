@@ -32,7 +32,7 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._catalogFuture = None
         self._catalogRows = ()
         self._catalogNote = ""
-        self._channelBox, self._channelSelectors, self._channelNames, self._modelKey = None, [], [], None
+        self._channelSelectors, self._channelNames, self._modelKey = [], [], None   # [(label, selector)]
 
     def setup(self):
         import qt
@@ -150,24 +150,22 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         self._channelNames = names
         self.ui.inputsCollapsibleButtonLabel0.text = f"{names[0]}:" if len(names) > 1 else _("Input volume:")
-        if self._channelBox is not None:
-            self._channelBox.setParent(None)
-        self._channelBox, self._channelSelectors = None, []
-        if len(names) < 2:
-            return
-        self._channelBox = qt.QWidget()
-        form = qt.QFormLayout(self._channelBox)
-        form.setContentsMargins(0, 0, 0, 0)
-        for name in names[1:]:
+        form = self.ui.inputVolumeSelector.parentWidget().layout()
+        for label, combo in self._channelSelectors:        # rows 1.. of the inputs form are the channels
+            label.setParent(None)
+            combo.setParent(None)
+            form.removeRow(1)
+        self._channelSelectors = []
+        for row, name in enumerate(names[1:], start=1):
             combo = slicer.qMRMLNodeComboBox()
             combo.nodeTypes = ["vtkMRMLScalarVolumeNode"]
             combo.noneEnabled, combo.addEnabled, combo.removeEnabled = True, False, False
             combo.setMRMLScene(slicer.mrmlScene)
             combo.setCurrentNode(None)
             combo.toolTip = _("Volume for the bundle's input channel '{name}'.").format(name=name)
-            form.addRow(f"{name}:", combo)
-            self._channelSelectors.append(combo)
-        self.ui.inputVolumeSelector.parentWidget().layout().insertRow(1, self._channelBox)
+            label = qt.QLabel(f"{name}:")
+            form.insertRow(row, label, combo)
+            self._channelSelectors.append((label, combo))
 
     def onApply(self):
         with slicer.util.tryWithErrorDisplay(_("Segmentation failed to start."), waitCursor=True):
@@ -185,7 +183,7 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         model = self.logic.modelFromNode(p)
         names = self.logic.channelNames(model)
         self.updateChannelSelectors()                      # the model may have changed since it was shown
-        volumes = [p.inputVolume] + [c.currentNode() for c in self._channelSelectors]
+        volumes = [p.inputVolume] + [combo.currentNode() for _label, combo in self._channelSelectors]
         missing = [n for n, v in zip(names or [""], volumes) if v is None]
         if missing:
             raise MedSegError(f"select a volume for input channel {', '.join(missing)} of the bundle "

@@ -14,7 +14,7 @@ from PySide6 import QtCore, QtTest
 import bundle_factory as bf
 import slicer
 from gui import dialogs
-from gui.conftest import process_events
+from gui.conftest import process_events, screenshot
 from gui.bundle_panel import choose_bundle, file_volume_node, labelmap, poll_until, volume_rows
 from MedSegCore.dnn.bundle import input_channel_names
 
@@ -71,6 +71,7 @@ def test_channel_selectors_follow_the_model(brats_scene):
     ui = panel.widget().ui
     assert _labels(volume_rows(panel, ui)) == ["Input volume:"]
     combos = _choose_brats(panel, ui, brats, volumes)
+    screenshot(panel, "dnn_panel_bundle_channels")
     # pressing Enter in the path field again keeps the selectors and the choices made
     QtTest.QTest.keyClick(ui.modelPathLineEdit, QtCore.Qt.Key.Key_Return)
     process_events()
