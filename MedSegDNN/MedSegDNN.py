@@ -113,11 +113,30 @@ class MedSegDNNLogic(ScriptedLoadableModuleLogic):  # noqa: F405
         return question_for(model) if model != "default" and is_bundle(model) else None
 
     @staticmethod
-    def trustBundle(model) -> None:
-        """Remember the bundle in ``model`` as trusted (by its content hash)."""
+    def untrustedBundle(model):
+        """The BundleInfo (name, version, authors, content hash) of the bundle in ``model`` if its
+        first run must be confirmed; None if ``model`` is no bundle or the bundle is trusted."""
+        from MedSegCore.dnn.bundle import bundle_info, is_bundle, is_trusted
+
+        if model == "default" or not is_bundle(model):
+            return None
+        info = bundle_info(model)
+        return None if is_trusted(info) else info
+
+    @staticmethod
+    def trustQuestion(info) -> str:
+        """The confirmation shown for ``info`` (name, version, authors, content hash, folder)."""
+        from MedSegCore.dnn.bundle import trust_question
+
+        return trust_question(info)
+
+    @staticmethod
+    def trustBundle(model, info=None) -> None:
+        """Remember the bundle in ``model`` as trusted by its content hash: ``info``'s, the one the
+        user was shown, if given (a bundle changed since then is asked about again)."""
         from MedSegCore.dnn.bundle import bundle_info, remember
 
-        remember(bundle_info(model))
+        remember(info or bundle_info(model))
 
     @staticmethod
     def optionsFromNode(p) -> PredictOptions:

@@ -32,7 +32,7 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._catalogFuture = None
         self._catalogRows = ()
         self._catalogNote = ""
-        self._channelBox, self._channelSelectors = None, []
+        self._channelSelectors, self._channelNames, self._modelKey = [], [], None   # [(label, selector)]
 
     def setup(self):
         import qt
@@ -62,7 +62,6 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.cancelModelInstallButton.connect("clicked(bool)", self.onCancelModelInstall)
         self.ui.catalogModelComboBox.connect("currentIndexChanged(int)", self.onCatalogModelChanged)
         self.ui.cancelModelInstallButton.enabled = False
-        self.ui.modelPathLineEdit.connect("editingFinished()", self.updateChannelSelectors)
         self.refreshCatalog()
         self.ui.cancelButton.enabled = False
         self.ui.stopTrainingButton.enabled = False
@@ -111,11 +110,25 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._parameterNode.inputVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
 
     def setParameterNode(self, inputParameterNode):
+        import vtk
+
         if self._parameterNode and self._parameterNodeGuiTag is not None:   # the first tag is 0
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+        if self._parameterNode:
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
         self._parameterNode = inputParameterNode
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
+        self.onParameterNodeModified()
+
+    def onParameterNodeModified(self, caller=None, event=None):
+        """The model chosen (source, path or catalogue entry) changed: show its input channels."""
+        p = self._parameterNode
+        key = (p.modelSource, p.modelPath, p.catalogModel) if p else None
+        if key != self._modelKey:
+            self._modelKey = key
+            self.updateChannelSelectors()
 
     def _confirm(self, text):
         return slicer.util.confirmOkCancelDisplay(text, "MedSeg DNN")
@@ -125,60 +138,68 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.dependencyLabel.text = install_in_slicer(self._confirm).message()
 
     def updateChannelSelectors(self):
-        """One labelled volume selector per input channel of a multi-channel bundle (its channel_def)."""
+        """One labelled volume selector per input channel of a multi-channel bundle (its channel_def);
+        the choices stay while the model's channels stay the same."""
         import qt
 
         try:
-            names = self.logic.channelNames(self.logic.modelFromNode(self._parameterNode))
+            names = self.logic.channelNames(self.logic.modelFromNode(self._parameterNode)) if self._parameterNode else []
         except Exception:  # noqa: BLE001 - no model chosen yet, or not a bundle
             names = []
-        self.ui.inputsCollapsibleButtonLabel0.text = f"{names[0]}:" if len(names) > 1 else _("Input volume:")
-        if self._channelBox is not None:
-            self._channelBox.setParent(None)
-        self._channelBox, self._channelSelectors = None, []
-        if len(names) < 2:
+        if names == self._channelNames:
             return
-        self._channelBox = qt.QWidget()
-        form = qt.QFormLayout(self._channelBox)
-        form.setContentsMargins(0, 0, 0, 0)
-        for name in names[1:]:
+        self._channelNames = names
+        self.ui.inputsCollapsibleButtonLabel0.text = f"{names[0]}:" if len(names) > 1 else _("Input volume:")
+        form = self.ui.inputVolumeSelector.parentWidget().layout()
+        for label, combo in self._channelSelectors:        # rows 1.. of the inputs form are the channels
+            label.setParent(None)
+            combo.setParent(None)
+            form.removeRow(1)
+        self._channelSelectors = []
+        for row, name in enumerate(names[1:], start=1):
             combo = slicer.qMRMLNodeComboBox()
             combo.nodeTypes = ["vtkMRMLScalarVolumeNode"]
             combo.noneEnabled, combo.addEnabled, combo.removeEnabled = True, False, False
             combo.setMRMLScene(slicer.mrmlScene)
             combo.setCurrentNode(None)
-            form.addRow(f"{name}:", combo)
-            self._channelSelectors.append(combo)
-        self.ui.inputVolumeSelector.parentWidget().layout().insertRow(1, self._channelBox)
+            combo.toolTip = _("Volume for the bundle's input channel '{name}'.").format(name=name)
+            label = qt.QLabel(f"{name}:")
+            form.insertRow(row, label, combo)
+            self._channelSelectors.append((label, combo))
 
     def onApply(self):
-        p = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("Segmentation failed to start."), waitCursor=True):
-            if not dependencies.status(check_cuda=False).ready:
-                install_in_slicer(self._confirm)
-            status = dependencies.status()
-            self.ui.dependencyLabel.text = status.message()
-            model = self.logic.modelFromNode(p)
-            question = self.logic.bundleTrustQuestion(model)
-            if question is not None:
-                if not self._confirm(question):
-                    return
-                self.logic.trustBundle(model)
-            names = self.logic.channelNames(model)
-            if len(self._channelSelectors) != max(len(names) - 1, 0):
-                self.updateChannelSelectors()                  # the model changed: show its channels first
-            volumes = [p.inputVolume] + [c.currentNode() for c in self._channelSelectors]
-            if any(v is None for v in volumes):
-                raise MedSegError(f"select a volume for each input channel of the bundle ({', '.join(names)})"
-                                  if len(names) > 1 else "select an input volume")
-            volumes = self.logic.volumesToSegment(volumes, p.regularizeGeometry)
-            self._runVolume = volumes[0]
-            self._run = self.logic.startSegmentation(volumes, model, self.logic.optionsFromNode(p))
-            self.ui.statusLabel.text = self.logic.memoryEstimateText(p.inputVolume, self.logic.modelFromNode(p),
-                                                                     self.logic.optionsFromNode(p))
-            self.ui.applyButton.enabled, self.ui.cancelButton.enabled = False, True
-            self.ui.progressBar.value = 0
-            self._timer.start()
+            try:
+                self._startSegmentation()
+            except MedSegError as error:                   # one line the user can act on, no traceback
+                self.ui.statusLabel.text = _("Not run: {reason}").format(reason=error)
+
+    def _startSegmentation(self):
+        p = self._parameterNode
+        if not dependencies.status(check_cuda=False).ready:
+            install_in_slicer(self._confirm)
+        status = dependencies.status()
+        self.ui.dependencyLabel.text = status.message()
+        model = self.logic.modelFromNode(p)
+        names = self.logic.channelNames(model)
+        self.updateChannelSelectors()                      # the model may have changed since it was shown
+        volumes = [p.inputVolume] + [combo.currentNode() for _label, combo in self._channelSelectors]
+        missing = [n for n, v in zip(names or [""], volumes) if v is None]
+        if missing:
+            raise MedSegError(f"select a volume for input channel {', '.join(missing)} of the bundle "
+                              f"(its channels: {', '.join(names)})" if len(names) > 1 else "select an input volume")
+        info = self.logic.untrustedBundle(model)
+        if info is not None:
+            if not slicer.util.confirmYesNoDisplay(self.logic.trustQuestion(info), _("MedSeg DNN: trust this bundle?")):
+                raise MedSegError(f"MONAI bundle {info.describe()} was not trusted")
+            self.logic.trustBundle(model, info)
+        volumes = self.logic.volumesToSegment(volumes, p.regularizeGeometry)
+        self._runVolume = volumes[0]
+        self._run = self.logic.startSegmentation(volumes, model, self.logic.optionsFromNode(p))
+        self.ui.statusLabel.text = self.logic.memoryEstimateText(p.inputVolume, model, self.logic.optionsFromNode(p))
+        self.ui.applyButton.enabled, self.ui.cancelButton.enabled = False, True
+        self.ui.progressBar.value = 0
+        self._timer.start()
 
     # -- model catalogue: rows loaded off the GUI thread, installs in a child process ------------------
     def refreshCatalog(self, note=""):
@@ -287,8 +308,12 @@ class MedSegDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyButton.enabled, self.ui.cancelButton.enabled = True, False
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("Segmentation failed."), waitCursor=True):
-            segmentation, messages = self.logic.finishSegmentation(run, self._runVolume, p.outputSegmentation,
-                                                                    p.probabilities)
+            try:
+                segmentation, messages = self.logic.finishSegmentation(run, self._runVolume, p.outputSegmentation,
+                                                                        p.probabilities)
+            except MedSegError as error:               # the run's own one-line reason; the scene is unchanged
+                self.ui.statusLabel.text = _("Failed: {reason}").format(reason=error)
+                return
             p.outputSegmentation = segmentation
             self.ui.statusLabel.text = "\n".join(messages + [f"Done in {run.elapsed():.1f} s."])
 

@@ -14,7 +14,7 @@ pythonqt.py (``qt``)   PythonQt's view of Qt                            MeVisLab
                                                                         PythonQtClassInfo.cpp,
                                                                         PythonQtSignalReceiver.cpp
 ctk_widgets.py         ctkCollapsibleButton, ctkCollapsibleGroupBox,    commontk/CTK Libs/Widgets/*.h
-(``ctk``)              ctkRangeWidget
+(``ctk``)              ctkRangeWidget, ctkMessageBox                    ctkMessageBox.cpp
 mrml_widgets.py        qMRMLWidget, qMRMLNodeComboBox,                  Slicer Libs/MRML/Widgets/*.h,
                        qMRMLCheckableNodeComboBox, qMRMLTableView       qMRMLNodeComboBox.cxx
 views.py               qSlicerLayoutManager, qMRMLSliceWidget/View      Slicer qMRMLSliceWidget.h,
@@ -28,6 +28,9 @@ app.py                 slicer.app, module panels                        Slicer B
                        (qSlicerScriptedLoadableModuleWidget),           ScriptedLoadableModule.py,
                        SegmentEditorEffects base class, effect factory  AbstractScriptedSegmentEditor-
                                                                         Effect.py
+dialogs.py             the user answering modal dialogs; Slicer's       Slicer Base/Python/slicer/
+                       main loop calling slots (a watchdog rejects      util.py (messageBox,
+                       a dialog nobody answers)                         confirm*Display)
 =====================  ===============================================  ===============================
 
 Rules kept (tested in test_gui_harness.py): Qt properties are attributes and win over methods;
@@ -41,8 +44,9 @@ Limits: only the widgets and API MedSeg uses exist; VTK pointer types in signal 
 carried as ``PyObject`` (PySide has no converter for them); the loader hides PySide's own child
 attributes; slice views render offscreen (no interaction, no slice controller, no 3D view);
 qMRMLNodeComboBox does not follow node renames, has no add/remove/edit menu; modal dialogs are
-not shown (testing mode, as in Slicer's own tests) and a dialog the effect would open fails the
-test; the parameter-node wrapper supports bool/int/float/str/node parameters and the six widget
+shown as a user sees them (``testingEnabled()`` is False; slicer.util's confirmations build a
+real ctkMessageBox) and answered by the test (dialogs.py); one nobody answers is rejected and fails
+the test; there is no main window, so slicer.util's error/info/warning displays only log; the parameter-node wrapper supports bool/int/float/str/node parameters and the six widget
 types the .ui files use; CTK's transfer-function views (Slicer's Threshold effect histogram) are
 not emulated: MedSeg draws its histogram into a QLabel.
 """

@@ -1,7 +1,8 @@
 """The Slicer application around module panels: ``slicer.app``, module panels, and installation.
 
 * ``slicer.app`` (qSlicerApplication): a QObject with ``startupCompleted()``; ``testingEnabled()``
-  is True (so slicer.util's message boxes log instead of blocking, as in Slicer's own tests);
+  is False, so slicer.util shows the confirmations a user sees as real modal message boxes, which
+  the tests answer (dialogs.py; a dialog nobody answers is rejected and fails the test);
   ``layoutManager()`` returns the three-view layout of :mod:`views`; override cursors are the
   QApplication's; ``moduleManager()`` emits ``moduleAboutToBeUnloaded(QString)``.
 * :class:`ModulePanel` is qSlicerScriptedLoadableModuleWidget: a qMRMLWidget with a QVBoxLayout
@@ -37,7 +38,7 @@ class qSlicerApplication(qt.PythonQtObject, QtCore.QObject):
         self._moduleManager = qSlicerModuleManager()
 
     def testingEnabled(self):
-        return True
+        return False   # as for a user: slicer.util's confirmations are real dialogs (see dialogs.py)
 
     def layoutManager(self):
         if self._layoutManager is None:
@@ -47,6 +48,9 @@ class qSlicerApplication(qt.PythonQtObject, QtCore.QObject):
 
     def moduleManager(self):
         return self._moduleManager
+
+    def topLevelWidgets(self):
+        return QtWidgets.QApplication.topLevelWidgets()   # none is a qSlicerMainWindow here
 
     def processEvents(self):
         QtWidgets.QApplication.processEvents()
@@ -137,10 +141,12 @@ def install(slicer):
     sys.modules["qt"] = qt
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["MedSegTests"])
     app.setOrganizationName("MedSegTests")
-    from . import ctk_widgets, effect_host, mrml_widgets, parameter_node, views
+    from . import ctk_widgets, dialogs, effect_host, mrml_widgets, parameter_node, views
+
+    dialogs.install()
 
     ctk = types.ModuleType("ctk")
-    for name in ("ctkCollapsibleButton", "ctkCollapsibleGroupBox", "ctkRangeWidget"):
+    for name in ("ctkCollapsibleButton", "ctkCollapsibleGroupBox", "ctkRangeWidget", "ctkMessageBox"):
         setattr(ctk, name, getattr(ctk_widgets, name))
     sys.modules["ctk"] = ctk
     for cls in (mrml_widgets.qMRMLWidget, mrml_widgets.qMRMLNodeComboBox, mrml_widgets.qMRMLCheckableNodeComboBox,

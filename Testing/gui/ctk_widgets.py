@@ -186,7 +186,62 @@ class ctkRangeWidget(qt.PythonQtObject, QtWidgets.QWidget):
     spinBoxAlignment = Property(QtCore.Qt.AlignmentFlag, lambda self: self._alignment, _setAlignment)
 
 
-for _cls in (ctkCollapsibleButton, ctkCollapsibleGroupBox, ctkRangeWidget):
+class ctkMessageBox(qt.PythonQtObject, QtWidgets.QMessageBox):
+    """ctkMessageBox.h/.cpp: a QMessageBox with a "Don't show this message again" check box
+    (``dontShowAgain``, ``dontShowAgainVisible``, ``dontShowAgainSettingsKey`` read from and written
+    to QSettings for an accepting button); ``exec_`` is PythonQt's name for ``exec``.  A box whose
+    ``dontShowAgain`` is set is shown and clicked at once on its AcceptRole button, as CTK's setVisible."""
+
+    def __init__(self, parent=None):
+        QtWidgets.QMessageBox.__init__(self, parent)
+        self._key = ""
+        self._check = QtWidgets.QCheckBox("Don't show this message again", self)
+        self._check.setObjectName("ctk_msgbox_dontshowcheckbox")
+        self._check.hide()
+        QtCore.QObject.connect(self, QtCore.SIGNAL("finished(int)"), self._onFinished)
+
+    def _setDontShowAgainVisible(self, visible):
+        if not visible:
+            self._check.hide()
+            return
+        self._check.setVisible(True)
+        self.setCheckBox(self._check)
+
+    def _setKey(self, key):
+        if key == self._key:
+            return
+        self._key = key
+        if key:
+            self._check.setChecked(QtCore.QSettings().value(key, -1, int) != -1)
+        self._setDontShowAgainVisible(bool(key))
+
+    def _onFinished(self, result):
+        button = QtWidgets.QMessageBox.clickedButton(self)
+        if self._key and button is not None and self.buttonRole(button) == QtWidgets.QMessageBox.ButtonRole.AcceptRole:
+            QtCore.QSettings().setValue(self._key, result if self._check.isChecked() else -1)
+
+    def setVisible(self, visible):
+        accept = [b for b in QtWidgets.QMessageBox.buttons(self)
+                  if self.buttonRole(b) == QtWidgets.QMessageBox.ButtonRole.AcceptRole]
+        QtWidgets.QMessageBox.setVisible(self, visible)
+        if visible and self._check.isChecked() and accept:
+            QtCore.QTimer.singleShot(0, accept[0].click)
+
+    def exec_(self):
+        if QtCore.QThread.currentThread().loopLevel() == 0:
+            qt.record_error("ctkMessageBox.exec_", RuntimeError, RuntimeError(
+                "a message box was opened outside any event loop: Slicer's messageBox() calls deleteLater() first, "
+                "so Qt deletes the box as soon as exec_() starts; click through gui.dialogs.click (Slicer calls "
+                f"slots from its main loop): [{QtWidgets.QWidget.windowTitle(self)}] {QtWidgets.QMessageBox.text(self)}"),
+                None)
+        return QtWidgets.QMessageBox.exec(self)
+
+    dontShowAgain = Property(bool, lambda self: self._check.isChecked(), lambda self, v: self._check.setChecked(v))
+    dontShowAgainVisible = Property(bool, lambda self: self._check.isVisibleTo(self), _setDontShowAgainVisible)
+    dontShowAgainSettingsKey = Property(str, lambda self: self._key, _setKey)
+
+
+for _cls in (ctkCollapsibleButton, ctkCollapsibleGroupBox, ctkRangeWidget, ctkMessageBox):
     _cls.__module__ = "ctk"
     qt.CUSTOM_WIDGETS[_cls.__name__] = _cls
     qt._WRAPPER_CLASSES.add(_cls)
