@@ -82,6 +82,9 @@ def test_bundled_model_same_labels_and_probabilities(backend, torch_reference, t
     worst = max(np.abs(got.probabilities[k] - ref.probabilities[k]).max() for k in ref.probabilities)
     assert worst <= PROB_TOL[backend], worst
     assert list((tmp_path / "default" / ".medseg-cache").glob("*.onnx"))
+    assert list((tmp_path / "default" / ".medseg-cache").glob("*.checked"))       # the next run skips the check
+    if backend == "openvino":                                    # and imports the compiled model
+        assert list((tmp_path / "default" / ".medseg-cache" / "openvino-compiled").glob("*.blob"))
 
 
 def test_planar_norms_same_arithmetic():
@@ -205,15 +208,26 @@ def test_cache_keyed_by_content_and_version_and_reused(tmp_path, monkeypatch):
     folder = copy_default(tmp_path)
     model = load_model(folder, "cpu")
     backends.wrap(model.network, "onnxruntime", (64, 64, 64), 4, model_source=model.source)
+    import onnxruntime
+
     files = sorted(p.name for p in (folder / ".medseg-cache").iterdir())
     digest = cache.content_hash(model.network)
-    assert files == [f"{digest}-onnx-opset17-torch{torch.__version__.replace('+', '_')}-1x64x64x64.onnx"], files
-    # Reused: a fresh process (runners cleared) must not export again.
+    onnx_name = f"{digest}-onnx-opset17-torch{torch.__version__.replace('+', '_')}-1x64x64x64.onnx"
+    assert files == [onnx_name, f"{onnx_name}.onnxruntime-{onnxruntime.__version__}.checked"], files
+    # Reused: a fresh process (runners cleared) must not export again, nor check again.
     backends._RUNNERS.clear()
     monkeypatch.setattr(torch.onnx, "export", lambda *a, **k: (_ for _ in ()).throw(AssertionError("re-exported")))
+    monkeypatch.setattr(backends, "_check", lambda *a, **k: (_ for _ in ()).throw(AssertionError("re-checked")))
     assert isinstance(backends.wrap(model.network, "onnxruntime", (64, 64, 64), 4, model_source=model.source),
                       backends.ExportedPredictor)
     monkeypatch.undo()
+    # Without its .checked record the export is checked again (and a failing check falls back).
+    backends._RUNNERS.clear()
+    (folder / ".medseg-cache" / f"{onnx_name}.onnxruntime-{onnxruntime.__version__}.checked").unlink()
+    monkeypatch.setattr(backends, "_check", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("differs by 9")))
+    assert backends.wrap(model.network, "onnxruntime", (64, 64, 64), 4, model_source=model.source) is model.network
+    monkeypatch.undo()
+    backends._FAILED.clear()
     # Changed weights: another hash, another file; the same weights loaded again: the same hash.
     other = load_model(folder, "cpu").network
     assert cache.content_hash(other) == digest

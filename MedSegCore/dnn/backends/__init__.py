@@ -96,18 +96,43 @@ def _runner(network, backend, roi, batch, in_channels, model_source):
     if key not in _RUNNERS:
         path = onnx_backend.export_onnx(network, roi, model_source, in_channels, planar=backend == "openvino")
         if backend == "onnxruntime":
+            import onnxruntime
+
             _RUNNERS[key] = onnx_backend.onnxruntime_forward(path, threads)
+            checked = f"{path}.onnxruntime-{onnxruntime.__version__}.checked"
         else:
             from . import openvino as ov_backend
             streams, per_request = ov_backend.streams_for(threads, batch)
             xml = ov_backend.openvino_ir(path, per_request)
             _RUNNERS[key] = ov_backend.openvino_forward(xml, per_request, threads, streams)
-        try:
-            _check(network, _RUNNERS[key], roi, in_channels, batch)
-        except Exception:
-            del _RUNNERS[key]
-            raise
+            checked = f"{xml}.checked"
+        if not _was_checked(checked):
+            try:
+                _check(network, _RUNNERS[key], roi, in_channels, batch)
+            except Exception:
+                del _RUNNERS[key]
+                raise
+            _mark_checked(checked)
     return _RUNNERS[key]
+
+
+def _was_checked(marker: str) -> bool:
+    import os
+
+    return os.path.isfile(marker)
+
+
+def _mark_checked(marker: str) -> None:
+    """Record that the export beside ``marker`` passed :func:`_check` (its name carries the network's
+    hash, window shape and runtime version, so the record cannot outlive what it vouches for): later
+    processes skip the PyTorch run on the check window.  A failed write only costs that run again."""
+    try:
+        from ...image.io import atomic_path
+
+        with atomic_path(marker) as tmp, open(tmp, "w") as f:
+            f.write("checked against PyTorch on a seeded random window\n")
+    except Exception:                           # noqa: BLE001 - read-only or full cache folder
+        pass
 
 
 def wrap(network, backend: str = "auto", roi=(96, 96, 96), sw_batch: int = 4, *, device="cpu",
@@ -115,7 +140,8 @@ def wrap(network, backend: str = "auto", roi=(96, 96, 96), sw_batch: int = 4, *,
     """A predictor ``f(x) -> logits`` on torch tensors (N, C, *roi) for ``sliding_window_inference``.
     ``backend`` 'auto'|'torch'|'onnxruntime'|'openvino' (see :func:`resolve`); ``model_source`` is
     the model's file or folder (where the export is cached; 'auto' without one means PyTorch).  The
-    export is checked against PyTorch on one random window.  If the export, the runtime or that check
+    export is checked against PyTorch on one random window the first time it is used (a ``.checked``
+    file beside it records that).  If the export, the runtime or that check
     fails, the network itself is returned after one warning (logged and passed to ``message``)."""
     chosen = resolve(backend, device, exportable=is_exportable(model_source))
     if chosen == "torch":
