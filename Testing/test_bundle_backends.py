@@ -172,3 +172,27 @@ def test_export_failure_is_logged_once_per_process(tmp_path, caplog, monkeypatch
             result = predict(_inputs("spleen"), model, PredictOptions(device="cpu", backend=RUNTIMES[0]))
             assert sum("export failed" in m for m in result.messages) == 1
     assert sum("export failed" in r.getMessage() for r in caplog.records) == 1
+
+
+@pytest.mark.parametrize("backend", ["torch", *RUNTIMES])
+def test_panel_backend_choice_reaches_the_bundle(backend, tmp_path, capsys):
+    """The panel runs predict in the worker process with its options (MedSegDNNLogic.optionsFromNode,
+    dnn.process): the worker's request carries the backend, and the bundle's windows run on it."""
+    import json
+    from dataclasses import asdict
+
+    from MedSegCore.dnn import worker
+    from MedSegCore.dnn.bundle import bundle_info, remember
+
+    folder = bf.write_bundle(tmp_path / "bundles", "spleen", seed=1)
+    remember(bundle_info(folder))                               # what the panel's trust dialog does
+    path = str(tmp_path / "case.nii.gz")
+    io.write_volume(*_inputs("spleen")[0], path)
+    os.makedirs(tmp_path / "out")
+    request = {"inputs": [path], "model": folder, "output_dir": str(tmp_path / "out"),
+               "options": asdict(PredictOptions(device="cpu", backend=backend))}
+    (tmp_path / "request.json").write_text(json.dumps(request))
+    assert worker.run(str(tmp_path / "request.json")) == 0, capsys.readouterr().out
+    messages = json.loads((tmp_path / "out" / "result.json").read_text())["messages"]
+    assert f"({backend})" in messages[0], messages
+    assert (Path(folder) / ".medseg-cache").exists() == (backend != "torch")
