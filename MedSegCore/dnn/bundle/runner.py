@@ -12,7 +12,6 @@ bundle's inferer, ``Decollated``, then the post-processing through ``engine_appl
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from ..card import ModelCard
 from . import config as bconfig
 from . import labels as blabels
 from .reader import MemoryReader, swap_loader
+from .windows import Windows, planned_backend, window_total, windows_forward
 
 PRE_IDS, POST_IDS = ("preprocessing", "pre_transforms"), ("postprocessing", "post_transforms")
 _SAVERS = ("SaveImaged", "SaveImage")
@@ -33,12 +33,14 @@ _SAVERS = ("SaveImaged", "SaveImage")
 @dataclass
 class BundleResult:
     """``labelmap`` KJI (uint8, uint16 above 255) on ``geometry`` (the input grid when the bundle
-    maps its result back with Invertd); ``probabilities`` label name -> float32 KJI or None."""
+    maps its result back with Invertd); ``probabilities`` label name -> float32 KJI or None;
+    ``backend`` what ran the windows."""
 
     labelmap: np.ndarray
     geometry: Geometry
     probabilities: dict | None
     messages: list = field(default_factory=list)
+    backend: str = "torch"                      # what ran the windows (after any fallback)
 
 
 def _first_id(parser, ids):
@@ -128,35 +130,6 @@ def _flat(transform) -> list:
     return [transform]
 
 
-def _window_total(inferer, spatial) -> int | None:
-    from monai.inferers import SlidingWindowInferer
-    from monai.utils import fall_back_tuple
-
-    from ..inference import window_count
-
-    if not isinstance(inferer, SlidingWindowInferer):
-        return None
-    roi = fall_back_tuple(inferer.roi_size, spatial)
-    return math.ceil(window_count(spatial, roi, inferer.overlap) / max(int(inferer.sw_batch_size), 1))
-
-
-class _Windows:
-    """The network as the inferer sees it: same output, plus progress and cancel per forward."""
-
-    def __init__(self, network, total, progress, cancel):
-        self.network, self.total, self.done, self.progress, self.cancel = network, total, 0, progress, cancel
-
-    def __call__(self, x, *args, **kwargs):
-        if self.cancel is not None and self.cancel():
-            raise CancelledError("inference cancelled by the user")
-        y = self.network(x, *args, **kwargs)
-        self.done += 1
-        if self.progress is not None:
-            frac = min(self.done / self.total, 1.0) if self.total else 0.5
-            self.progress(frac, f"forward pass {self.done}" + (f" of {self.total}" if self.total else ""))
-        return y
-
-
 class BundleModel:
     """A loaded bundle: ``run`` segments volumes; ``card`` describes it (name, labels, channels)
     for the rest of MedSeg; ``kind`` is 'bundle'."""
@@ -185,8 +158,13 @@ class BundleModel:
         parts = [f"{k} {getattr(inf, k)}" for k in keys if hasattr(inf, k)]
         return f"{type(inf).__name__}({', '.join(map(str, parts))})"
 
-    def run(self, inputs, progress=None, cancel=None, probabilities=False) -> BundleResult:
-        """Segment ``inputs`` (list of (KJI array, Geometry), one per bundle input channel)."""
+    def backend_for(self, backend: str = "auto") -> str:
+        """The backend this bundle's windows run on (see :func:`.windows.planned_backend`)."""
+        return planned_backend(self.inferer, backend, self.device, self.folder)
+
+    def run(self, inputs, progress=None, cancel=None, probabilities=False, backend="auto") -> BundleResult:
+        """Segment ``inputs`` (list of (KJI array, Geometry), one per bundle input channel); the
+        windows of a sliding-window inferer on the CPU run through ``backend`` (:mod:`.windows`)."""
         from monai.data import MetaTensor, list_data_collate
         from monai.engines.utils import default_prepare_batch, engine_apply_transform
         from monai.networks.utils import eval_mode
@@ -212,8 +190,10 @@ class BundleModel:
             batch = list_data_collate([item])
             device = self.device
             x = default_prepare_batch(batch, device)[0]
-            total = _window_total(self.inferer, tuple(x.shape[2:]))
-            windows = _Windows(self.network, total, lambda f, t: report(0.05 + 0.85 * f, t), cancel)
+            total = window_total(self.inferer, tuple(x.shape[2:]))
+            forward, roi, used = windows_forward(self.network, self.inferer, x, backend, device, self.folder,
+                                                 message=messages.append)
+            windows = Windows(self.network, total, lambda f, t: report(0.05 + 0.85 * f, t), cancel, forward, roi)
             with eval_mode(self.network):
                 with torch.autocast("cuda", enabled=bool(self.amp) and device.type == "cuda"):
                     pred = self.inferer(x, windows)
@@ -231,7 +211,7 @@ class BundleModel:
                 messages.append("This bundle gives no probabilities on the input grid (it takes argmax before "
                                 "mapping its result back); only the label map is written.")
         labelmap, geometry = self._labelmap(o[self.pred_key], first)
-        return BundleResult(labelmap, geometry, probs, messages)
+        return BundleResult(labelmap, geometry, probs, messages, used)
 
     def _probabilities(self, pred, first: Geometry) -> dict | None:
         if pred is None or pred.ndim != 4 or tuple(pred.shape[1:]) != tuple(first.size):
