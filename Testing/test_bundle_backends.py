@@ -120,7 +120,10 @@ def _cummax_bundle(root):
 
 
 @pytest.mark.skipif(not RUNTIMES, reason="no runtime installed")
-def test_non_exportable_bundle_network_falls_back_with_one_warning(tmp_path, capsys):
+def test_non_exportable_bundle_network_falls_back_with_one_warning(tmp_path, capfd):
+    """capfd: what C code writes to descriptor 2 counts too (PyTorch's exporter prints its whole IR
+    graph there on a failure)."""
+    capsys = capfd
     folder = _cummax_bundle(tmp_path / "bundles")
     path = str(tmp_path / "case.nii.gz")
     io.write_volume(*_inputs("spleen")[0], path)
@@ -131,7 +134,7 @@ def test_non_exportable_bundle_network_falls_back_with_one_warning(tmp_path, cap
     err = capsys.readouterr().err
     warnings = [line for line in err.splitlines() if "export failed" in line]
     assert len(warnings) == 1 and "aten::cummax" in warnings[0] and "running on PyTorch" in warnings[0], err
-    assert "Traceback" not in err
+    assert "Traceback" not in err and "Torch IR graph" not in err, err
     ref = io.read_volume(str(tmp_path / "torch" / "case.nii.gz"))[0]
     got = io.read_volume(str(tmp_path / "auto" / "case.nii.gz"))[0]
     assert len(np.unique(ref)) == 2 and np.array_equal(ref, got)

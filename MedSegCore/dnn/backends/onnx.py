@@ -65,7 +65,7 @@ def export_onnx(network, roi, model_source: str | None, in_channels: int, planar
     ``planar``: instance norms on a flat view (:func:`planar_norms`, for OpenVINO)."""
     import torch
 
-    from ...image.io import atomic_path
+    from ...image.io import atomic_path, captured_stderr
 
     shape = "x".join(str(int(v)) for v in (in_channels, *roi))
     kind = "onnx-planar" if planar else "onnx"
@@ -74,7 +74,10 @@ def export_onnx(network, roi, model_source: str | None, in_channels: int, planar
         return str(path)
     example = torch.zeros((1, in_channels, *map(int, roi)), dtype=torch.float32)
     exported = planar_norms(network) if planar else network
-    with atomic_path(str(path)) as tmp, warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+    # captured_stderr: on a failure PyTorch's exporter prints the whole Torch IR graph to the C stderr;
+    # the caller reports the failure in one line instead.
+    with atomic_path(str(path)) as tmp, warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad(), \
+            captured_stderr():
         warnings.simplefilter("ignore")          # tracer notes on MONAI's shape checks (shapes are fixed here)
         torch.onnx.export(exported, (example,), tmp, dynamo=False, opset_version=OPSET, input_names=["x"],
                           output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
