@@ -176,10 +176,17 @@ def test_nii_gz_read_once_equals_itk_reading_the_gz(tmp_path, monkeypatch):
     array = np.random.default_rng(0).normal(size=geometry.shape).astype(np.float32)
     path = str(tmp_path / "v.nii.gz")
     io.write_volume(array, geometry, path)
+    from MedSegCore.image import atomic
+
+    seen = []
+    real_read = sitk.ReadImage
+    monkeypatch.setattr(sitk, "ReadImage", lambda p, *a: seen.append((p, p in atomic._LIVE)) or real_read(p, *a))
     got, g = io.read_volume(path)
+    monkeypatch.setattr(sitk, "ReadImage", real_read)
+    assert len(seen) == 1 and seen[0][0].endswith(".nii") and seen[0][1]     # the copy, known to the cleanup
     ref = sitk.ReadImage(path)
     assert np.array_equal(got, sitk.GetArrayFromImage(ref)) and g == from_sitk(ref)
-    assert os.listdir(tmp_path / "tmp") == []
+    assert os.listdir(tmp_path / "tmp") == [] and seen[0][0] not in atomic._LIVE
     with open(path, "r+b") as f:                                 # truncated stream: the check still refuses it
         f.truncate(os.path.getsize(path) // 2)
     with pytest.raises(InputError, match="truncated"):

@@ -70,7 +70,10 @@ def _inflated_copy(path: str) -> str | None:
     if header["data_file"] != path or shutil.disk_usage(tempfile.gettempdir()).free < 2 * need + (64 << 20):
         validate.check_nifti(path)
         return None
+    from . import atomic
+
     fd, copy = tempfile.mkstemp(suffix=".nii", prefix=".medseg-read-")
+    atomic._LIVE.add(copy)                         # removed at exit and on SIGTERM/SIGINT like any temporary
     out, broken = os.fdopen(fd, "wb"), []
 
     def sink(chunk):
@@ -84,10 +87,10 @@ def _inflated_copy(path: str) -> str | None:
         out.close()
     except BaseException:
         out.close()
-        os.remove(copy)
+        atomic._remove(copy)
         raise
     if broken:
-        os.remove(copy)
+        atomic._remove(copy)
         return None
     return copy
 
@@ -109,7 +112,8 @@ def _read_sitk(path: str, series_uid: str | None = None, regularize: bool = Fals
             failure = exc
         finally:
             if copy is not None:
-                os.remove(copy)
+                from . import atomic
+                atomic._remove(copy)
     if failure is None:
         text = " ".join(ln.strip() for ln in (noise[0] if noise else "").splitlines() if ln.strip()
                         and not ln.startswith("WARNING: In "))
