@@ -3,12 +3,12 @@ process (polled by the panel's QTimer), Cancel, Undo, Evaluate into a table show
 qMRMLTableView, Export CSV, Start/Stop training; close the scene, leave, unload."""
 import csv
 import os
-import time
 
 import numpy as np
 from PySide6 import QtCore, QtTest
 
 import slicer
+from gui.bundle_panel import poll_until
 from gui.conftest import process_events, screenshot
 from MedSegCore.image.geometry import Geometry
 from MedSegCore.mrml import nodes
@@ -27,16 +27,6 @@ def _brain():
     array[:, :, :3] = 0
     geometry = Geometry((36, 40, 32), (1.0, 1.0, 1.0), (-18, -20, -16), np.eye(3))
     return array, geometry, nodes.add_volume_node(array, geometry, "t1")
-
-
-def _poll_until(widget, done, limit_s=300):
-    """Let the panel's timer run (its slot polls the child process) until ``done()``."""
-    start = time.monotonic()
-    while not done():
-        widget._timer.timeout.emit()
-        process_events()
-        time.sleep(0.05)
-        assert time.monotonic() - start < limit_s, "the child process did not finish"
 
 
 def test_apply_cancel_undo(module_panel):
@@ -65,7 +55,7 @@ def test_apply_cancel_undo(module_panel):
 
     # Apply: a new segmentation with the model card's segments
     _click(ui.applyButton)
-    _poll_until(widget, lambda: widget._run is None)
+    poll_until(widget, lambda: widget._run is None)
     seg = p.outputSegmentation
     assert seg is not None and ui.outputSegmentationSelector.currentNode() is seg
     names = nodes.segment_names(seg)
@@ -137,9 +127,9 @@ def test_start_stop_training_close_scene(module_panel, tmp_path):
     ui.trainOutputLineEdit.text = output
     _click(ui.startTrainingButton)
     assert ui.stopTrainingButton.enabled and not ui.startTrainingButton.enabled
-    _poll_until(widget, lambda: widget._training is None or widget._training.progress > 0)
+    poll_until(widget, lambda: widget._training is None or widget._training.progress > 0)
     _click(ui.stopTrainingButton)
-    _poll_until(widget, lambda: widget._training is None)
+    poll_until(widget, lambda: widget._training is None)
     assert ui.startTrainingButton.enabled and not ui.stopTrainingButton.enabled
     p = widget._parameterNode
     assert (p.modelSource, p.modelPath) == ("file or folder", output)

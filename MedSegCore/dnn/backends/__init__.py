@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 
 log = logging.getLogger("medseg")
 
@@ -64,8 +65,6 @@ def resolve(name: str = "auto", device="cpu", exportable: bool = True) -> str:
 
 def is_exportable(model_source) -> bool:
     """True if ``model_source`` names a model file or folder that exists."""
-    import os
-
     return bool(model_source) and os.path.exists(str(model_source))
 
 
@@ -106,7 +105,7 @@ def _runner(network, backend, roi, batch, in_channels, model_source):
             xml = ov_backend.openvino_ir(path, per_request)
             _RUNNERS[key] = ov_backend.openvino_forward(xml, per_request, threads, streams)
             checked = f"{xml}.checked"
-        if not _was_checked(checked):
+        if not os.path.isfile(checked):
             try:
                 _check(network, _RUNNERS[key], roi, in_channels, batch)
             except Exception:
@@ -114,12 +113,6 @@ def _runner(network, backend, roi, batch, in_channels, model_source):
                 raise
             _mark_checked(checked)
     return _RUNNERS[key]
-
-
-def _was_checked(marker: str) -> bool:
-    import os
-
-    return os.path.isfile(marker)
 
 
 def _mark_checked(marker: str) -> None:

@@ -57,10 +57,12 @@ def cache_dir(model_source: str | None) -> Path:
     return target
 
 
-def cache_path(model_source: str | None, network, runtime: str, version: str, suffix: str) -> Path:
-    """File for ``network`` exported for ``runtime`` ``version``: <hash>-<runtime>-<version><suffix>."""
+def cache_path(model_source: str | None, network, runtime: str, version: str, suffix: str,
+               digest: str | None = None) -> Path:
+    """File for ``network`` (or the network whose :func:`content_hash` is ``digest``) exported for
+    ``runtime`` ``version``: <hash>-<runtime>-<version><suffix>."""
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in version)
-    return cache_dir(model_source) / f"{content_hash(network)}-{runtime}-{safe}{suffix}"
+    return cache_dir(model_source) / f"{digest or content_hash(network)}-{runtime}-{safe}{suffix}"
 
 
 def constant_output(model_source: str | None, digest: str, value: float, shape: tuple, compute):
@@ -70,8 +72,7 @@ def constant_output(model_source: str | None, digest: str, value: float, shape: 
     import numpy as np
 
     name = "x".join(str(int(v)) for v in shape)
-    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in f"{float(value).hex()}-{name}")
-    path = cache_dir(model_source) / f"{digest}-constant-{safe}.npy"
+    path = cache_path(model_source, None, "constant", f"{float(value).hex()}-{name}", ".npy", digest=digest)
     if path.is_file():
         try:
             out = np.load(path, allow_pickle=False)
