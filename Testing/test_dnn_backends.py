@@ -87,28 +87,6 @@ def test_bundled_model_same_labels_and_probabilities(backend, torch_reference, t
         assert list((tmp_path / "default" / ".medseg-cache" / "openvino-compiled").glob("*.blob"))
 
 
-def test_planar_norms_same_arithmetic():
-    """The network OpenVINO gets (instance norms on a flat view) computes what the original does."""
-    from monai.networks.nets import UNet
-
-    from MedSegCore.dnn.backends.onnx import planar_norms
-
-    torch.manual_seed(2)
-    net = UNet(3, 1, 2, channels=(4, 8), strides=(2,), num_res_units=1, norm=("instance", {"affine": True})).eval()
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, torch.nn.InstanceNorm3d):
-                m.weight.uniform_(0.5, 2.0), m.bias.uniform_(-1, 1)
-    twin = planar_norms(net)
-    assert twin is not net and not any(isinstance(m, torch.nn.InstanceNorm3d) for m in twin.modules())
-    assert any(isinstance(m, torch.nn.InstanceNorm3d) for m in net.modules())      # the original untouched
-    x = torch.randn(2, 1, 16, 16, 16) * 3 + 5
-    with torch.no_grad():
-        assert torch.allclose(twin(x), net(x), atol=1e-5)
-    plain = UNet(3, 1, 2, channels=(4, 8), strides=(2,), norm="batch").eval()
-    assert planar_norms(plain) is plain
-
-
 def bundle_networks():
     """Networks of the kind MONAI bundles define (seeded weights): SegResNet (group norm) and a UNet
     with instance norm and residual units."""

@@ -93,7 +93,7 @@ def _runner(network, backend, roi, batch, in_channels, model_source):
     threads = torch.get_num_threads()
     key = (content_hash(network), backend, tuple(roi), in_channels, batch if backend == "openvino" else 0, threads)
     if key not in _RUNNERS:
-        path = onnx_backend.export_onnx(network, roi, model_source, in_channels, planar=backend == "openvino")
+        path = onnx_backend.export_onnx(network, roi, model_source, in_channels, openvino=backend == "openvino")
         if backend == "onnxruntime":
             import onnxruntime
 

@@ -68,20 +68,33 @@ def openvino_forward(xml_path: str, batch: int, threads: int, streams: int = 1):
     except RuntimeError:                         # the cache folder cannot be used: compile without it
         compiled = ov.Core().compile_model(xml_path, "CPU", config)
     requests = [compiled.create_infer_request() for _ in range(streams)]
+    out_shape = tuple(int(d) for d in compiled.outputs[0].get_shape())[1:]
 
     def forward(x):
+        """The requests take the chunks in turn, each starting its next chunk as soon as its last
+        one is done, and write their logits straight into the result (no copies; a short last
+        chunk through a padded buffer of its own).  The chunks are shared, not copied: ``alive``
+        keeps them until the requests are done."""
         n = x.shape[0]
-        chunks = [x[i:i + batch] for i in range(0, n, batch)]
-        if chunks[-1].shape[0] < batch:
-            pad = np.zeros((batch - chunks[-1].shape[0], *x.shape[1:]), x.dtype)
-            chunks[-1] = np.concatenate([chunks[-1], pad])
-        outs = []
-        for start in range(0, len(chunks), streams):
-            running = requests[:len(chunks[start:start + streams])]
-            for request, chunk in zip(running, chunks[start:start + streams]):
-                request.start_async({0: np.ascontiguousarray(chunk)})
-            for request in running:
+        result = np.empty((n, *out_shape), np.float32)
+        short, alive = [], []
+        for k, start in enumerate(range(0, n, batch)):
+            request = requests[k % streams]
+            if k >= streams:
                 request.wait()
-                outs.append(request.get_output_tensor(0).data.copy())
-        return np.concatenate(outs)[:n] if len(outs) > 1 else outs[0][:n]
+            chunk = np.ascontiguousarray(x[start:start + batch], dtype=np.float32)
+            if chunk.shape[0] == batch:
+                target = result[start:start + batch]
+            else:
+                chunk = np.concatenate([chunk, np.zeros((batch - chunk.shape[0], *x.shape[1:]), np.float32)])
+                target = np.empty((batch, *out_shape), np.float32)
+                short.append((start, target))
+            alive.append(chunk)
+            request.set_output_tensor(0, ov.Tensor(target, shared_memory=True))
+            request.start_async({0: chunk}, share_inputs=True)
+        for request in requests:
+            request.wait()
+        for start, target in short:
+            result[start:] = target[:n - start]
+        return result
     return forward
