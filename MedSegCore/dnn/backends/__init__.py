@@ -4,8 +4,9 @@
 tensors in, torch logits out), so MedSeg's own sliding-window path and a MONAI bundle's inferer use
 it alike.  ``auto`` picks the fastest backend installed for the device: OpenVINO, then ONNX Runtime,
 on the CPU (on the MNI152 volume both give labels equal to PyTorch's on > 99.9999 % of voxels and
-probabilities within 3.2e-4, see the README); PyTorch (with AMP) on CUDA and MPS.  The export happens once per network and window shape and is
-cached (:mod:`.cache`); a failed export or runtime start falls back to PyTorch with one warning line.
+probabilities within 3.1e-4, OpenVINO within 8.3e-6 on its rewritten export, see :mod:`.rewrite`,
+:mod:`.winograd` and the README); PyTorch (with AMP) on CUDA and MPS.  The export happens once per
+network and window shape and is cached (:mod:`.cache`); a failed export or runtime start falls back to PyTorch with one warning line.
 Importing this package imports neither torch nor a runtime.
 """
 from __future__ import annotations

@@ -18,6 +18,9 @@ from . import winograd
 from .rewrite import for_openvino
 
 OPSET = 17
+# Version of the OpenVINO rewrites (.rewrite, .winograd) in the cached file's name: a change to them
+# must bump it, or an export written by the old rewrite would be reused.
+REWRITE_VERSION = 1
 
 
 def export_onnx(network, roi, model_source: str | None, in_channels: int, openvino: bool = False) -> str:
@@ -28,7 +31,7 @@ def export_onnx(network, roi, model_source: str | None, in_channels: int, openvi
     from ...image.io import atomic_path, captured_stderr
 
     shape = "x".join(str(int(v)) for v in (in_channels, *roi))
-    kind = "onnx-openvino-wino" if openvino else "onnx"
+    kind = f"onnx-openvino-r{REWRITE_VERSION}" if openvino else "onnx"
     path = cache_path(model_source, network, kind, f"opset{OPSET}-torch{torch.__version__}-{shape}", ".onnx")
     if path.is_file():
         return str(path)
