@@ -151,3 +151,63 @@ def test_winograd_rewrite_leaves_what_it_cannot_trace_or_use():
     assert rewrite(narrow, torch.zeros(1, 1, 8, 8, 8)) is narrow
     odd = torch.nn.Sequential(torch.nn.Conv3d(16, 16, 3, padding=1))
     assert rewrite(odd, torch.zeros(1, 16, 6, 8, 8)) is odd                  # D not a multiple of 4
+
+
+def test_winograd_choice_is_measured_once_recorded_and_obeyed(tmp_path, monkeypatch):
+    """OpenVINO runs the Winograd export only where it measured faster: both exports are timed on
+    the first use, the choice is recorded beside them (JSON with both timings), a later process reads
+    it instead of timing, and a record saying "without" makes the plain rewritten export run.  A
+    Winograd export that fails leaves the other one running."""
+    import json
+
+    from monai.networks.nets import UNet
+
+    from MedSegCore.dnn import backends
+    from MedSegCore.dnn.backends import onnx as onnx_backend
+    from MedSegCore.dnn.backends import openvino as ov_backend
+
+    pytest.importorskip("openvino")
+    monkeypatch.setenv("MEDSEG_HOME", str(tmp_path / "home"))
+    torch.manual_seed(6)
+    net = UNet(3, 1, 2, channels=(16, 32), strides=(2,), num_res_units=1, norm="instance").eval()
+    source = tmp_path / "model"
+    source.mkdir()
+    roi, timed = (32, 32, 32), []
+    real_fastest = ov_backend.fastest
+    monkeypatch.setattr(ov_backend, "fastest", lambda f, x: timed.append(sorted(f)) or real_fastest(f, x))
+
+    def run():
+        backends._RUNNERS.clear()
+        return backends.wrap(net, "openvino", roi, 2, model_source=str(source))
+
+    x = torch.randn(2, 1, *roi)
+    with torch.no_grad():
+        ref = net(x)
+    assert torch.allclose(run()(x), ref, atol=1e-4)
+    assert timed == [[False, True]]                               # both variants timed, once
+    record, = (source / ".medseg-cache").glob("*-openvino-winograd-*.json")
+    data = json.loads(record.read_text())
+    assert data["winograd"] == (data["seconds"]["winograd"] < data["seconds"]["without"])
+    assert {p.name.split("-opset")[0].split("-", 1)[1] for p in (source / ".medseg-cache").glob("*.onnx")} == \
+        {f"onnx-openvino-r{onnx_backend.REWRITE_VERSION}", f"onnx-openvino-r{onnx_backend.REWRITE_VERSION}-winograd"}
+    run()
+    assert len(timed) == 1                                        # a later process reads the record
+    used = []
+    real_ir = ov_backend.openvino_ir
+    monkeypatch.setattr(ov_backend, "openvino_ir", lambda path, b: used.append(path) or real_ir(path, b))
+    for choice in (False, True):
+        record.write_text(json.dumps({"winograd": choice}))
+        assert torch.allclose(run()(x), ref, atol=1e-4)
+        assert ("-winograd-" in used[-1]) is choice
+    record.unlink()                                               # the Winograd export failing: the other runs
+    for p in (source / ".medseg-cache").glob("*"):
+        p.unlink() if p.is_file() else None
+    real_export = onnx_backend.export_onnx
+
+    def no_winograd(*args, use_winograd=False, **kwargs):
+        if use_winograd:
+            raise RuntimeError("Unsupported operator")
+        return real_export(*args, use_winograd=use_winograd, **kwargs)
+    monkeypatch.setattr(onnx_backend, "export_onnx", no_winograd)
+    assert torch.allclose(run()(x), ref, atol=1e-4)
+    assert json.loads(record.read_text())["winograd"] is False

@@ -94,15 +94,17 @@ def _runner(network, backend, roi, batch, in_channels, model_source):
     threads = torch.get_num_threads()
     key = (content_hash(network), backend, tuple(roi), in_channels, batch if backend == "openvino" else 0, threads)
     if key not in _RUNNERS:
-        path = onnx_backend.export_onnx(network, roi, model_source, in_channels, openvino=backend == "openvino")
         if backend == "onnxruntime":
             import onnxruntime
 
+            path = onnx_backend.export_onnx(network, roi, model_source, in_channels)
             _RUNNERS[key] = onnx_backend.onnxruntime_forward(path, threads)
             checked = f"{path}.onnxruntime-{onnxruntime.__version__}.checked"
         else:
             from . import openvino as ov_backend
             streams, per_request = ov_backend.streams_for(threads, batch)
+            use = _winograd_choice(network, roi, in_channels, model_source, threads, batch)
+            path = onnx_backend.export_onnx(network, roi, model_source, in_channels, openvino=True, use_winograd=use)
             xml = ov_backend.openvino_ir(path, per_request)
             _RUNNERS[key] = ov_backend.openvino_forward(xml, per_request, threads, streams)
             checked = f"{xml}.checked"
@@ -114,6 +116,57 @@ def _runner(network, backend, roi, batch, in_channels, model_source):
                 raise
             _mark_checked(checked)
     return _RUNNERS[key]
+
+
+def _winograd_choice(network, roi, in_channels, model_source, threads, batch) -> bool:
+    """Whether OpenVINO runs the Winograd export (:mod:`.winograd`) faster than the one without it,
+    here: measured on ``batch`` seeded random windows the first time, and recorded beside the exports
+    (a JSON file named by the network's hash, window shape, threads, batch and the OpenVINO and
+    rewrite versions), so later processes read it.  False when the rewrite does not apply or its
+    export fails (the plain rewritten export then runs; its own failure is raised)."""
+    import json
+
+    import numpy as np
+    import openvino as ov
+
+    from . import onnx as onnx_backend
+    from . import openvino as ov_backend
+    from .cache import cache_path
+
+    shape = "x".join(str(int(v)) for v in (in_channels, *roi))
+    record = cache_path(model_source, network, "openvino-winograd",
+                        f"r{onnx_backend.REWRITE_VERSION}-openvino{ov.__version__.split('-')[0]}-{shape}-t{threads}-b{batch}",
+                        ".json")
+    try:
+        return bool(json.loads(record.read_text())["winograd"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    seconds = {}
+    if onnx_backend.winograd_applies(network, roi, in_channels):
+        streams, per_request = ov_backend.streams_for(threads, batch)
+        forwards = {}
+        for use in (False, True):
+            try:
+                path = onnx_backend.export_onnx(network, roi, model_source, in_channels, openvino=True, use_winograd=use)
+                forwards[use] = ov_backend.openvino_forward(ov_backend.openvino_ir(path, per_request), per_request,
+                                                            threads, streams)
+            except Exception as exc:             # noqa: BLE001 - the Winograd export failing leaves the other
+                if not use:
+                    raise
+                log.info("Winograd export not used: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        if True in forwards:
+            x = np.random.default_rng(1).standard_normal((int(batch), int(in_channels), *map(int, roi)), dtype=np.float32)
+            seconds = ov_backend.fastest(forwards, x)[1]
+    choice = bool(seconds) and seconds[True] < seconds[False]
+    try:
+        from ...image.io import atomic_path
+
+        with atomic_path(str(record)) as tmp, open(tmp, "w") as f:
+            json.dump({"winograd": choice, "seconds": {"without": seconds.get(False), "winograd": seconds.get(True)},
+                       "windows": int(batch)}, f)
+    except Exception:                           # noqa: BLE001 - read-only or full cache folder: measured again
+        pass
+    return choice
 
 
 def _mark_checked(marker: str) -> None:

@@ -7,7 +7,7 @@ The file is cached by the network's content hash, the opset, the window shape an
 For OpenVINO the network is exported rewritten, the same function in operations OpenVINO runs
 exactly and fast (:mod:`.rewrite`: instance norms reduced one axis at a time, narrow transposed
 convolutions as convolution + depth-to-space; :mod:`.winograd`: 3x3x3 convolutions as Winograd
-F(4,3) along D), cached under its own name.
+F(4,3) along D, where that measured faster), cached under its own name.
 """
 from __future__ import annotations
 
@@ -23,20 +23,37 @@ OPSET = 17
 REWRITE_VERSION = 1
 
 
-def export_onnx(network, roi, model_source: str | None, in_channels: int, openvino: bool = False) -> str:
+def _rewritten(network, example, use_winograd: bool):
+    twin = for_openvino(network)
+    return winograd.rewrite(twin, example) if use_winograd else twin
+
+
+def winograd_applies(network, roi, in_channels: int) -> bool:
+    """True if :func:`.winograd.rewrite` changes ``network`` for windows of ``roi``."""
+    import torch
+
+    twin = for_openvino(network)
+    with torch.inference_mode(False), torch.no_grad():
+        return winograd.rewrite(twin, torch.zeros((1, in_channels, *map(int, roi)))) is not twin
+
+
+def export_onnx(network, roi, model_source: str | None, in_channels: int, openvino: bool = False,
+                use_winograd: bool = False) -> str:
     """Path of ``network`` exported to ONNX (exported now unless cached); raises on failure.
-    ``openvino``: the network rewritten for OpenVINO (:func:`.rewrite.for_openvino`)."""
+    ``openvino``: the network rewritten for OpenVINO (:func:`.rewrite.for_openvino`), with its 3x3x3
+    convolutions as Winograd (:func:`.winograd.rewrite`) if ``use_winograd``."""
     import torch
 
     from ...image.io import atomic_path, captured_stderr
 
     shape = "x".join(str(int(v)) for v in (in_channels, *roi))
-    kind = f"onnx-openvino-r{REWRITE_VERSION}" if openvino else "onnx"
+    kind = f"onnx-openvino-r{REWRITE_VERSION}{'-winograd' if use_winograd else ''}" if openvino else "onnx"
     path = cache_path(model_source, network, kind, f"opset{OPSET}-torch{torch.__version__}-{shape}", ".onnx")
     if path.is_file():
         return str(path)
     example = torch.zeros((1, in_channels, *map(int, roi)), dtype=torch.float32)
-    exported = winograd.rewrite(for_openvino(network), example) if openvino else network
+    with torch.inference_mode(False), torch.no_grad():
+        exported = _rewritten(network, example, use_winograd) if openvino else network
     # captured_stderr: on a failure PyTorch's exporter prints the whole Torch IR graph to the C stderr;
     # the caller reports the failure in one line instead.
     with atomic_path(str(path)) as tmp, warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad(), \

@@ -98,3 +98,19 @@ def openvino_forward(xml_path: str, batch: int, threads: int, streams: int = 1):
             result[start:] = target[:n - start]
         return result
     return forward
+
+
+def fastest(forwards: dict, x) -> tuple:
+    """(key of the fastest, {key: seconds}) of ``forwards`` (key -> numpy forward) on the windows
+    ``x``: one warm-up run each, then the best of two runs, alternating."""
+    import time
+
+    for forward in forwards.values():
+        forward(x)
+    best = {key: float("inf") for key in forwards}
+    for _ in range(2):
+        for key, forward in forwards.items():
+            start = time.perf_counter()
+            forward(x)
+            best[key] = min(best[key], time.perf_counter() - start)
+    return min(best, key=best.get), best

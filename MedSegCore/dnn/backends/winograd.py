@@ -14,8 +14,10 @@ that do not mix voxels (activations, normalisations over all voxels, 1x1x1 convo
 concatenation of channels) work unchanged on phase-ordered tensors; every other operation gets its
 input back in the natural order. :func:`rewrite` finds the convolutions and the phase-ordered
 regions on the traced graph (``torch.fx``) of the network; a network that cannot be traced is left
-as it is. Measured on the bundled U-Net (one 64³ window, one thread): 138 ms instead of 167 ms, logits
-within 8e-5 of PyTorch.
+as it is. Measured on the bundled U-Net (one 64³ window, one thread): 117 ms instead of 169 ms, logits
+within 8e-5 of PyTorch. It trades multiply-adds for memory traffic, so whether it pays depends on
+the network and the CPU: ``backends._winograd_choice`` times both exports the first time a network
+runs on OpenVINO and records the faster.
 """
 from __future__ import annotations
 
