@@ -125,7 +125,9 @@ def cmake_list(path, variable):
     return set(items)
 
 
-def files_on_disk(folder, extensions, skip=("Testing", "__pycache__")):
+def files_on_disk(folder, extensions, skip=("Testing", "__pycache__", ".medseg-cache")):
+    """Files the extension ships; ``.medseg-cache`` holds what runs write beside a model (exports, the
+    OpenVINO Winograd choice as JSON), git-ignored and never packaged."""
     found = set()
     for root, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if d not in skip]
