@@ -103,10 +103,10 @@ def _runner(network, backend, roi, batch, in_channels, model_source):
         else:
             from . import openvino as ov_backend
             streams, per_request = ov_backend.streams_for(threads, batch)
-            use = _winograd_choice(network, roi, in_channels, model_source, threads, batch)
+            use, timed = _winograd_choice(network, roi, in_channels, model_source, threads, batch)
             path = onnx_backend.export_onnx(network, roi, model_source, in_channels, openvino=True, use_winograd=use)
             xml = ov_backend.openvino_ir(path, per_request)
-            _RUNNERS[key] = ov_backend.openvino_forward(xml, per_request, threads, streams)
+            _RUNNERS[key] = timed.get(use) or ov_backend.openvino_forward(xml, per_request, threads, streams)
             checked = f"{xml}.checked"
         if not os.path.isfile(checked):
             try:
@@ -118,11 +118,12 @@ def _runner(network, backend, roi, batch, in_channels, model_source):
     return _RUNNERS[key]
 
 
-def _winograd_choice(network, roi, in_channels, model_source, threads, batch) -> bool:
-    """Whether OpenVINO runs the Winograd export (:mod:`.winograd`) faster than the one without it,
-    here: measured on ``batch`` seeded random windows the first time, and recorded beside the exports
-    (a JSON file named by the network's hash, window shape, threads, batch and the OpenVINO and
-    rewrite versions), so later processes read it.  False when the rewrite does not apply or its
+def _winograd_choice(network, roi, in_channels, model_source, threads, batch) -> tuple:
+    """(use, {use: forward}): whether OpenVINO runs the Winograd export (:mod:`.winograd`) faster
+    than the one without it, here, and the forwards compiled to find out (none when the choice was
+    read).  Measured on ``batch`` seeded random windows the first time and recorded beside the
+    exports (a JSON file named by the network's hash, window shape, threads, batch and the OpenVINO
+    and rewrite versions), so later processes read it.  False when the rewrite does not apply or its
     export fails (the plain rewritten export then runs; its own failure is raised)."""
     import json
 
@@ -131,20 +132,18 @@ def _winograd_choice(network, roi, in_channels, model_source, threads, batch) ->
 
     from . import onnx as onnx_backend
     from . import openvino as ov_backend
-    from .cache import cache_path
+    from .cache import cache_path, shape_text, store
 
-    shape = "x".join(str(int(v)) for v in (in_channels, *roi))
+    version = f"r{onnx_backend.REWRITE_VERSION}-openvino{ov.__version__.split('-')[0]}"
     record = cache_path(model_source, network, "openvino-winograd",
-                        f"r{onnx_backend.REWRITE_VERSION}-openvino{ov.__version__.split('-')[0]}-{shape}-t{threads}-b{batch}",
-                        ".json")
+                        f"{version}-{shape_text((in_channels, *roi))}-t{threads}-b{batch}", ".json")
     try:
-        return bool(json.loads(record.read_text())["winograd"])
+        return bool(json.loads(record.read_text())["winograd"]), {}
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    seconds = {}
+    forwards, seconds = {}, {}
     if onnx_backend.winograd_applies(network, roi, in_channels):
         streams, per_request = ov_backend.streams_for(threads, batch)
-        forwards = {}
         for use in (False, True):
             try:
                 path = onnx_backend.export_onnx(network, roi, model_source, in_channels, openvino=True, use_winograd=use)
@@ -158,28 +157,18 @@ def _winograd_choice(network, roi, in_channels, model_source, threads, batch) ->
             x = np.random.default_rng(1).standard_normal((int(batch), int(in_channels), *map(int, roi)), dtype=np.float32)
             seconds = ov_backend.fastest(forwards, x)[1]
     choice = bool(seconds) and seconds[True] < seconds[False]
-    try:
-        from ...image.io import atomic_path
-
-        with atomic_path(str(record)) as tmp, open(tmp, "w") as f:
-            json.dump({"winograd": choice, "seconds": {"without": seconds.get(False), "winograd": seconds.get(True)},
-                       "windows": int(batch)}, f)
-    except Exception:                           # noqa: BLE001 - read-only or full cache folder: measured again
-        pass
-    return choice
+    store(record, json.dumps({"winograd": choice, "windows": int(batch),
+                              "seconds": {"without": seconds.get(False), "winograd": seconds.get(True)}}).encode())
+    return choice, forwards
 
 
 def _mark_checked(marker: str) -> None:
     """Record that the export beside ``marker`` passed :func:`_check` (its name carries the network's
     hash, window shape and runtime version, so the record cannot outlive what it vouches for): later
     processes skip the PyTorch run on the check window.  A failed write only costs that run again."""
-    try:
-        from ...image.io import atomic_path
+    from .cache import store
 
-        with atomic_path(marker) as tmp, open(tmp, "w") as f:
-            f.write("checked against PyTorch on a seeded random window\n")
-    except Exception:                           # noqa: BLE001 - read-only or full cache folder
-        pass
+    store(marker, b"checked against PyTorch on a seeded random window\n")
 
 
 def wrap(network, backend: str = "auto", roi=(96, 96, 96), sw_batch: int = 4, *, device="cpu",

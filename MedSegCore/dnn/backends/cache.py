@@ -65,14 +65,31 @@ def cache_path(model_source: str | None, network, runtime: str, version: str, su
     return cache_dir(model_source) / f"{digest or content_hash(network)}-{runtime}-{safe}{suffix}"
 
 
+def shape_text(shape) -> str:
+    """``(1, 64, 64, 64)`` -> ``'1x64x64x64'`` (window shapes in cache file names)."""
+    return "x".join(str(int(v)) for v in shape)
+
+
+def store(path, data: bytes) -> None:
+    """Write ``data`` to the cache file ``path`` atomically; a read-only or full cache folder only
+    loses the record (what it saves is computed again next time)."""
+    try:
+        from ...image.io import atomic_path
+
+        with atomic_path(str(path)) as tmp, open(tmp, "wb") as f:
+            f.write(data)
+    except Exception:                           # noqa: BLE001 - any failure: run without the record
+        pass
+
+
 def constant_output(model_source: str | None, digest: str, value: float, shape: tuple, compute):
     """The network's output (float32 numpy) on a window of ``shape`` (C, I, J, K) holding only
     ``value``: read from ``<digest>-constant-<value>-<shape>.npy`` in :func:`cache_dir` if there, else
     ``compute()`` and written there atomically (a failed write only loses the cache)."""
     import numpy as np
 
-    name = "x".join(str(int(v)) for v in shape)
-    path = cache_path(model_source, None, "constant", f"{float(value).hex()}-{name}", ".npy", digest=digest)
+    path = cache_path(model_source, None, "constant", f"{float(value).hex()}-{shape_text(shape)}", ".npy",
+                      digest=digest)
     if path.is_file():
         try:
             out = np.load(path, allow_pickle=False)
@@ -80,12 +97,10 @@ def constant_output(model_source: str | None, digest: str, value: float, shape: 
                 return out
         except (OSError, ValueError):
             pass
-    out = np.ascontiguousarray(compute(), dtype=np.float32)
-    try:
-        from ...image.io import atomic_path
+    import io
 
-        with atomic_path(str(path)) as tmp, open(tmp, "wb") as f:
-            np.save(f, out, allow_pickle=False)
-    except Exception:                           # noqa: BLE001 - a read-only or full disk: run without the cache
-        pass
+    out = np.ascontiguousarray(compute(), dtype=np.float32)
+    buffer = io.BytesIO()
+    np.save(buffer, out, allow_pickle=False)
+    store(path, buffer.getvalue())
     return out

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import warnings
 
-from .cache import cache_path
+from .cache import cache_path, shape_text
 from . import winograd
 from .rewrite import for_openvino
 
@@ -46,7 +46,7 @@ def export_onnx(network, roi, model_source: str | None, in_channels: int, openvi
 
     from ...image.io import atomic_path, captured_stderr
 
-    shape = "x".join(str(int(v)) for v in (in_channels, *roi))
+    shape = shape_text((in_channels, *roi))
     kind = f"onnx-openvino-r{REWRITE_VERSION}{'-winograd' if use_winograd else ''}" if openvino else "onnx"
     path = cache_path(model_source, network, kind, f"opset{OPSET}-torch{torch.__version__}-{shape}", ".onnx")
     if path.is_file():

@@ -248,7 +248,7 @@ def rewrite(network, example):
 
     conv_set = set(convs)
     for node in list(graph.nodes):
-        if node.op in ("placeholder", "get_attr") or node in {c for c in cache.values()}:
+        if node.op in ("placeholder", "get_attr") or node in set(cache.values()):
             continue
         inputs = [a for a in node.all_input_nodes if spatial(a)]
         if node in conv_set:
